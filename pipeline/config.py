@@ -126,6 +126,55 @@ class PiiConfig(Strict):
         return v
 
 
+class MinHashConfig(Strict):
+    """Near-duplicates: MinHash of word n-grams, LSH bands × rows chosen for the threshold."""
+
+    threshold: float = Field(default=0.8, gt=0, lt=1)  # Jaccard similarity of shingle sets
+    num_perm: int = Field(default=128, ge=8, le=1024)  # permutations per signature
+    ngram: int = Field(default=5, ge=1, le=64)  # words per shingle
+    seed: int = Field(default=1, ge=0)  # of datasketch's permutations
+    bands: int | None = Field(default=None, ge=1)  # both None: datasketch's optimum for threshold,
+    rows: int | None = Field(default=None, ge=1)  # weighing false positives and negatives as…
+    weights: list[float] = Field(default=[0.5, 0.5], min_length=2, max_length=2)  # …(fp, fn)
+
+    @field_validator("rows")
+    @classmethod
+    def _fits(cls, rows: int | None, info) -> int | None:
+        bands = info.data.get("bands")
+        if (bands is None) != (rows is None):
+            raise ValueError("give both bands and rows, or neither")
+        if rows is not None and bands * rows > info.data.get("num_perm", 0):
+            raise ValueError(f"bands × rows ({bands} × {rows}) exceeds num_perm")
+        return rows
+
+
+class KeepKey(Strict):
+    column: str  # a numeric or timestamp document column (e.g. warc_date, a filter signal)
+    order: Literal["min", "max"]  # which end of it is kept
+
+
+class DedupConfig(Strict):
+    """Exact and MinHash near-duplicate removal over the whole run (stages/dedup/)."""
+
+    exact: bool = True  # identical normalised text
+    minhash: MinHashConfig | None = MinHashConfig()  # false: exact dedup only
+    keep: list[KeepKey] = Field(default=[KeepKey(column="warc_date", order="min")], max_length=2)
+    against: list[str] = []  # earlier runs' directories: their documents win, their index is reused
+    task_memory_mb: int = Field(default=512, ge=8)  # per dedup task; sets how finely work is split
+
+    @field_validator("minhash", mode="before")
+    @classmethod
+    def _false_is_off(cls, v: Any) -> Any:
+        return None if v is False else v
+
+    @field_validator("against")
+    @classmethod
+    def _at_most_255(cls, v: list[str]) -> list[str]:
+        if len(v) > 255:
+            raise ValueError("at most 255 earlier runs")
+        return v
+
+
 class WriteConfig(Strict):
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     write_rejects: bool = True
@@ -144,6 +193,7 @@ STAGE_MODELS: dict[str, type[Strict]] = {
     "lid": LidConfig,
     "filters": FiltersConfig,
     "pii": PiiConfig,
+    "dedup": DedupConfig,
     "write": WriteConfig,
     "tokenize": TokenizeConfig,
 }
@@ -157,6 +207,7 @@ class StagesConfig(Strict):
     lid: LidConfig | None = None
     filters: FiltersConfig | None = None
     pii: PiiConfig | None = None
+    dedup: DedupConfig | None = None
     write: WriteConfig = WriteConfig()
     tokenize: TokenizeConfig | None = None
     order: list[str] = []  # filled from the YAML's key order
@@ -283,6 +334,9 @@ def parse_config(raw: dict, base_dir: str | os.PathLike = ".") -> Config:
             inp["paths"] = [_resolve(p, base_dir) for p in inp["paths"]]
     if isinstance(raw.get("run"), dict) and isinstance(raw["run"].get("output"), str):
         raw["run"] = {**raw["run"], "output": _resolve(raw["run"]["output"], base_dir)}
+    dedup = stages.get("dedup")
+    if isinstance(dedup, dict) and isinstance(dedup.get("against"), list):
+        stages["dedup"] = {**dedup, "against": [_resolve(p, base_dir) for p in dedup["against"]]}
     tok = stages.get("tokenize")
     if isinstance(tok, dict) and isinstance(tok.get("tokenizer"), str):
         stages["tokenize"] = {**tok, "tokenizer": _resolve(tok["tokenizer"], base_dir)}
@@ -296,6 +350,8 @@ def parse_config(raw: dict, base_dir: str | os.PathLike = ".") -> Config:
         raise ConfigError(_format_error(e)) from None
     if cfg.stages.filters is not None:
         _check_filters(cfg.stages.filters)
+    if cfg.stages.dedup is not None:
+        _check_dedup(cfg)
     return cfg
 
 
@@ -323,6 +379,25 @@ def _check_filters(fcfg: FiltersConfig) -> None:
             FILTERS[name].Params.model_validate(params)
         except ValidationError as e:
             raise ConfigError(_format_error(e, prefix=where)) from None
+
+
+def _check_dedup(cfg: Config) -> None:
+    """Something to dedup on, and keep-rule columns that the documents will have."""
+    from stages.write import DOC_SCHEMA
+
+    dedup = cfg.stages.dedup
+    if not dedup.exact and dedup.minhash is None:
+        raise ConfigError("stages.dedup: exact is false and minhash is off: nothing to dedup on")
+    numeric = [f.name for f in DOC_SCHEMA if f.type.num_fields == 0 and f.name not in
+               ("id", "source", "url", "domain", "warc_record_id", "charset", "text", "language")]
+    if cfg.stages.filters is not None:
+        from filters import FILTERS
+
+        numeric += [s for name in cfg.stages.filters.filter_names() for s in FILTERS[name].signals]
+    for i, key in enumerate(dedup.keep):
+        if key.column not in numeric:
+            raise ConfigError(f"stages.dedup.keep.{i}.column: {key.column!r} is not a numeric document "
+                              f"column of this config (one of: {', '.join(numeric)})")
 
 
 def _resolve(path: Any, base_dir: str | os.PathLike) -> Any:

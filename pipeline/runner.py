@@ -149,6 +149,14 @@ def run_pipeline(cfg: Config, address: str | None = None) -> dict:
             stats.merge(RunStats.from_dict(read_json(stats_path(run_dir, s.part))["stats"]))
     outputs = {"docs": f"{run_dir}/docs", "rejects": f"{run_dir}/rejects", "stats": f"{run_dir}/stats"}
 
+    if not failures and cfg.stages.dedup is not None:
+        from stages.dedup import run_dedup
+
+        dedup_stats, dedup_failures = run_dedup(cfg, [s.index for s in shards], _ray_execute(limit, progress))
+        failures += dedup_failures
+        stats.stages["dedup"] = dedup_stats
+        outputs["dedup"] = f"{run_dir}/dedup"
+
     if not failures and cfg.stages.tokenize is not None:
         failures += _tokenize(cfg, shards, stats, limit, progress, outputs)
 
@@ -160,7 +168,7 @@ def run_pipeline(cfg: Config, address: str | None = None) -> dict:
         parts_skipped_as_done=len(done),
         failed_shards=failures,
         totals=stats.to_dict(),
-        documents=stats.stages["write"].docs_out if "write" in stats.stages else 0,
+        documents=_final_docs(stats),
         outputs=outputs,
     )
     write_json_atomic(manifest_path, manifest)
@@ -177,7 +185,7 @@ def _tokenize(cfg: Config, shards: list[Shard], stats: RunStats, limit: int, pro
     parts = [docs_path(run_dir, s.part) for s in shards]
     tok_path = tcfg.tokenizer or f"{run_dir}/tokenizer.json"
     if tcfg.tokenizer is None and not exists(tok_path):
-        total = stats.stages["write"].bytes_out if "write" in stats.stages else 0
+        total = stats.stages[_last_writer(stats)].bytes_out if _last_writer(stats) else 0
         train = ray.remote(num_cpus=1)(tokenize.train_tokenizer)
         try:
             ray.get(train.remote(parts, total, tcfg, tok_path))
@@ -201,6 +209,23 @@ def _tokenize(cfg: Config, shards: list[Shard], stats: RunStats, limit: int, pro
     st.seconds += time.perf_counter() - t0
     outputs.update(tokenizer=tok_path, tokens=f"{run_dir}/tokens")
     return []
+
+
+def _ray_execute(limit: int, progress: bool):
+    """The dedup steps' executor: each call runs its tasks on Ray, at most `limit` in flight."""
+    def execute(fn: Callable, args: list[tuple], desc: str) -> tuple[list, list[tuple[tuple, str]]]:
+        return run_tasks(ray.remote(num_cpus=1, max_retries=2)(fn), args, len(args), limit, desc, progress)
+    return execute
+
+
+def _last_writer(stats: RunStats) -> str | None:
+    """The stage whose output is the run's documents."""
+    return next((s for s in ("dedup", "write") if s in stats.stages), None)
+
+
+def _final_docs(stats: RunStats) -> int:
+    last = _last_writer(stats)
+    return stats.stages[last].docs_out if last else 0
 
 
 def _now() -> str:

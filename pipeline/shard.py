@@ -31,6 +31,13 @@ def docs_path(run_dir: str, part: str) -> str:
     return f"{run_dir}/docs/{part}.parquet"
 
 
+def fused_docs_path(cfg: Config, part: str) -> str:
+    """Where the per-document stages write: docs/, or pre_dedup/ when dedup comes after them."""
+    if cfg.stages.dedup is None:
+        return docs_path(cfg.run_dir, part)
+    return f"{cfg.run_dir}/pre_dedup/{part}.parquet"
+
+
 def rejects_path(run_dir: str, part: str) -> str:
     return f"{run_dir}/rejects/{part}.parquet"
 
@@ -83,7 +90,7 @@ def process_shard(cfg: Config, shard: Shard, code_version: str = "") -> dict:
     compression = None if compression == "none" else compression
     chain = build_doc_stages(cfg)
     doc_schema, reject_schema = schemas([f for stage in chain for f in stage.columns()])
-    docs = PartWriter(docs_path(run_dir, shard.part), doc_schema, compression)
+    docs = PartWriter(fused_docs_path(cfg, shard.part), doc_schema, compression)
     rejects = PartWriter(rejects_path(run_dir, shard.part), reject_schema, compression) \
         if cfg.stages.write.write_rejects else _Discard()
     try:

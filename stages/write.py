@@ -23,7 +23,11 @@ DOC_SCHEMA = pa.schema([
     ("language", pa.string()),
     ("language_score", pa.float32()),
 ])
-REJECT_FIELDS = [pa.field("reject_stage", pa.string()), pa.field("reject_reason", pa.string())]
+REJECT_FIELDS = [
+    pa.field("reject_stage", pa.string()),
+    pa.field("reject_reason", pa.string()),
+    pa.field("duplicate_of", pa.string()),  # dedup: the id of the document kept in its place
+]
 
 
 def schemas(extra: list[pa.Field]) -> tuple[pa.Schema, pa.Schema]:
@@ -57,6 +61,15 @@ def write_json_atomic(path: str, obj: Any) -> None:
     commit(fs, tmp, p)
 
 
+def write_table_atomic(path: str, table: pa.Table) -> None:
+    fs, p = fsspec.core.url_to_fs(path)
+    fs.makedirs(p.rpartition("/")[0], exist_ok=True)
+    tmp = temp_path(p)
+    with fs.open(tmp, "wb") as f:
+        pq.write_table(table, f)
+    commit(fs, tmp, p)
+
+
 def read_json(path: str) -> Any:
     with fsspec.open(path, "r") as f:
         return json.load(f)
@@ -81,6 +94,11 @@ class PartWriter:
         self.count += 1
         if len(self.rows) >= ROWS_PER_GROUP:
             self._flush()
+
+    def write_table(self, table: pa.Table) -> None:
+        self._flush()
+        self.writer.write_table(table.select(self.schema.names).cast(self.schema))
+        self.count += table.num_rows
 
     def _flush(self) -> None:
         if self.rows:
