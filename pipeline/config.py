@@ -160,7 +160,7 @@ class DedupConfig(Strict):
     minhash: MinHashConfig | None = MinHashConfig()  # false: exact dedup only
     keep: list[KeepKey] = Field(default=[KeepKey(column="warc_date", order="min")], max_length=2)
     against: list[str] = []  # earlier runs' directories: their documents win, their index is reused
-    task_memory_mb: int = Field(default=512, ge=8)  # per dedup task; sets how finely work is split
+    task_memory_mb: float = Field(default=512, gt=0)  # per dedup task; sets how finely work is split
 
     @field_validator("minhash", mode="before")
     @classmethod

@@ -161,3 +161,8 @@ def _failures(step: str, failed: list[tuple[tuple, str]]) -> list[dict]:
     """As the runner reports them: the part for per-part steps, else the task's arguments."""
     return [{"stage": step, "part": a[1] if isinstance(a[1], int) and "round" not in step else None,
              "input": repr(a[1:4]), "error": err} for a, err in failed]
+
+
+def run_in_process(fn: Callable, args: list[tuple], desc: str) -> tuple[list, list[tuple[tuple, str]]]:
+    """An `Execute` without Ray: the tasks one after another (tests, benchmarks, debugging)."""
+    return [fn(*a) for a in args], []

@@ -1,0 +1,350 @@
+"""Dedup in process (no Ray): MinHash maths against datasketch, connected components against
+union-find, the keep rule, split runs, ground-truth precision/recall floors, incremental runs,
+and resume after a kill in every step."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as ds
+import pytest
+from datasketch import MinHash, MinHashLSH
+
+from bench.dedup_corpus import (
+    bucket_pairs, cluster_pairs, clusters_from_rejects, near_duplicate_set, pair_scores,
+    scrapinghub_bodies, write_parts,
+)
+from pipeline.config import ConfigError, parse_config
+from stages.dedup import records, run_dedup, run_in_process
+from stages.dedup.components import large_star, small_star
+from stages.write import PartWriter, schemas
+from stages.dedup.minhash import (
+    LshParams, normalise, shingle_hash32, shingle_hashes, shingles, sign, signatures,
+)
+from tests.conftest import DATA, ROOT, require
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog near the river bank today.",
+    "Short text.",
+    "",
+    "!!! ... ???",
+    "Zażółć gęślą jaźń — Съешь же ещё этих мягких французских булок 🙂 東京は日本の首都です",
+    "one two three four",
+    "word " * 300,
+]
+
+
+def dedup_config(out: Path, name: str = "r", **dedup) -> object:
+    return parse_config({"run": {"name": name, "output": str(out)},
+                         "inputs": [{"name": "x", "paths": [str(ROOT / "README.md")]}],
+                         "stages": {"ingest": {}, "extract": {}, "dedup": dedup, "write": {}}})
+
+
+def datasketch_minhash(text: str, num_perm: int = 128, seed: int = 1, n: int = 5) -> MinHash:
+    m = MinHash(num_perm=num_perm, seed=seed, hashfunc=shingle_hash32)
+    m.update_batch(shingles(normalise(text), n))
+    return m
+
+
+# --- MinHash maths ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_vectorised_shingle_hashes_match_the_plain_function(n):
+    norm = [normalise(t) for t in TEXTS]
+    hashes, doc = shingle_hashes(norm, n)
+    expected = [(i, shingle_hash32(s)) for i, t in enumerate(norm) for s in shingles(t, n)]
+    assert list(zip(doc.tolist(), hashes.tolist())) == expected
+
+
+@pytest.mark.parametrize("num_perm,seed", [(128, 1), (64, 7)])
+def test_signatures_equal_datasketch(num_perm, seed):
+    texts = TEXTS + scrapinghub_bodies(require(DATA))[:20]
+    norm = [normalise(t) for t in texts]
+    hashes, doc = shingle_hashes(norm, 5)
+    sig = signatures(hashes, doc, len(texts), num_perm, seed)
+    for i, text in enumerate(texts):
+        assert (sig[i] == datasketch_minhash(text, num_perm, seed).hashvalues).all(), i
+
+
+def test_bands_and_rows_are_datasketchs_choice():
+    for threshold in (0.7, 0.8, 0.9):
+        lsh = MinHashLSH(threshold=threshold, num_perm=128)
+        p = LshParams.choose(threshold, 128, 1, 5, (0.5, 0.5), None, None)
+        assert (p.bands, p.rows) == (lsh.b, lsh.r)
+    assert LshParams.choose(0.8, 128, 1, 5, (0.5, 0.5), 16, 8).bands == 16
+
+
+def test_normalisation_ignores_case_spacing_punctuation_and_unicode_forms():
+    a = "Café “déjà vu” – it's   here.\nNew line"
+    b = "CAFE\u0301 \"DÉJÀ VU\" -- IT'S here\r\n\r\nnew\u00a0line!"
+    assert normalise(a) == normalise(b) == "café déjà vu it s here new line"
+    exact, _, has_words = sign([a, b, "..."], None)
+    assert exact[0] == exact[1] and list(has_words) == [True, True, False]
+
+
+# --- connected components --------------------------------------------------------------------------
+
+
+def components(edges: np.ndarray) -> tuple[np.ndarray, int]:
+    """Run the rounds in memory, one partition: final (v → m) edges and the number of rounds."""
+    from stages.dedup.buckets import both_ways
+
+    current, k = both_ways(edges), 1
+    while True:
+        if k % 2:
+            out, stats = large_star(current)
+            if stats["not_star"] == 0:
+                return out, k
+            current = out
+        else:
+            out, _ = small_star(current)
+            current = both_ways(out)
+        k += 1
+
+
+def test_components_match_union_find_with_the_best_node_as_root():
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n = int(rng.integers(5, 300))
+        keys = rng.choice(2**40, n, replace=False).astype(np.uint64)
+        prio = rng.integers(0, 4, n).astype(np.uint64)  # many ties: keys break them
+        m = int(rng.integers(1, 2 * n))
+        a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+        a, b = a[a != b], b[a != b]
+        edges = np.empty(len(a), records.EDGE)
+        edges["vk"], edges["vp"], edges["mk"], edges["mp"] = keys[a], prio[a], keys[b], prio[b]
+        parent = list(range(n))
+
+        def find(x):
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for x, y in zip(a.tolist(), b.tolist()):
+            parent[find(x)] = find(y)
+        nodes = set(a.tolist()) | set(b.tolist())
+        best: dict[int, tuple] = {}
+        for i in nodes:
+            best[find(i)] = min(best.get(find(i), (prio[i], keys[i])), (prio[i], keys[i]))
+        expected = {int(keys[i]): int(best[find(i)][1]) for i in nodes if keys[i] != best[find(i)][1]}
+        out, rounds = components(edges)
+        assert {int(v): int(m) for v, m in zip(out["vk"], out["mk"])} == expected, trial
+        assert len(out) == len(expected) and rounds < 30
+
+
+# --- whole dedup in process ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def truth() -> list:
+    return near_duplicate_set(scrapinghub_bodies(require(DATA)))
+
+
+@pytest.fixture(scope="module")
+def truth_run(tmp_path_factory, truth):
+    out = tmp_path_factory.mktemp("dedup")
+    cfg = dedup_config(out)
+    parts = write_parts(cfg.run_dir, [(d.id, d.text) for d in truth], 150)
+    stats, failures = run_dedup(cfg, parts, run_in_process)
+    assert not failures
+    return cfg, parts, stats
+
+
+def test_ground_truth_precision_and_recall(truth, truth_run):
+    """Copies of real articles with realistic edits at known Jaccard similarities (floors a bit
+    under the measured values; BENCHMARKS.md has the figures)."""
+    cfg, parts, _ = truth_run
+    detected = pair_scores(truth, bucket_pairs(cfg.run_dir, parts), 0.8)
+    clustered = pair_scores(truth, cluster_pairs(clusters_from_rejects(cfg.run_dir)), 0.8)
+    assert detected["true_pairs"] > 700
+    assert detected["precision"] >= 0.80 and detected["recall"] >= 0.76
+    assert clustered["precision"] >= 0.74 and clustered["recall"] >= 0.79
+    for scores in (detected, clustered):
+        assert scores["recall_by_jaccard"]["0.95-1.00"] == scores["recall_by_jaccard"]["1.00-1.00"] == 1.0
+        assert scores["recall_by_edit"]["format"] == 1.0
+
+
+def test_clusters_equal_datasketch_minhashlsh(truth, truth_run):
+    cfg, _, _ = truth_run
+    lsh = MinHashLSH(threshold=0.8, num_perm=128)
+    minhashes = {d.id: datasketch_minhash(d.text) for d in truth}
+    for doc_id, m in minhashes.items():
+        lsh.insert(doc_id, m)
+    parent = {i: i for i in minhashes}
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for doc_id, m in minhashes.items():
+        for other in lsh.query(m):
+            parent[find(other)] = find(doc_id)
+    theirs: dict[str, set] = {}
+    for doc_id in minhashes:
+        theirs.setdefault(find(doc_id), set()).add(doc_id)
+    ours = clusters_from_rejects(cfg.run_dir)
+    assert sorted(map(sorted, ours)) == sorted(sorted(c) for c in theirs.values() if len(c) > 1)
+
+
+def test_rejects_name_the_kept_document_and_the_reason(truth, truth_run):
+    cfg, _, stats = truth_run
+    docs = ds.dataset(f"{cfg.run_dir}/docs", format="parquet").to_table().to_pylist()
+    rejects = ds.dataset(f"{cfg.run_dir}/rejects", format="parquet").to_table().to_pylist()
+    kept = {d["id"] for d in docs}
+    assert len(docs) + len(rejects) == len(truth) == stats.docs_in
+    assert {r["id"] for r in rejects}.isdisjoint(kept)
+    assert all(r["duplicate_of"] in kept and r["reject_stage"] == "dedup" for r in rejects)
+    by_id = {d.id: d for d in truth}
+    for r in rejects:
+        same = normalise(by_id[r["id"]].text) == normalise(by_id[r["duplicate_of"]].text)
+        assert r["reject_reason"] == ("exact_duplicate" if same else "minhash_duplicate")
+    assert stats.dropped["exact_duplicate"] >= len({d.family for d in truth})  # the "format" copies
+    assert stats.docs_out == len(docs) and stats.events["cc_rounds"] >= 1
+
+
+def test_split_into_ranges_and_partitions_gives_the_same_result(tmp_path, truth, truth_run):
+    cfg, parts, _ = truth_run
+    small = dedup_config(tmp_path, task_memory_mb=0.05)
+    write_parts(small.run_dir, [(d.id, d.text) for d in truth], 150)
+    stats, failures = run_dedup(small, parts, run_in_process)
+    assert not failures
+    assert stats.events["hash_ranges"] > 1 and stats.events["graph_partitions"] > 1
+    assert sorted(map(sorted, clusters_from_rejects(small.run_dir))) == \
+        sorted(map(sorted, clusters_from_rejects(cfg.run_dir)))
+
+
+def test_keep_rule_orders_by_columns_then_input_order(tmp_path):
+    body = scrapinghub_bodies(require(DATA))[0]
+    docs = [("a", body), ("b", body.upper()), ("c", body + " More."), ("d", body)]
+    quality = {"a": 0.2, "b": 0.9, "c": 0.9, "d": None}  # a null is never preferred
+    day = {"a": 3, "b": 2, "c": 1, "d": 0}
+    cfg = dedup_config(tmp_path, keep=[{"column": "language_score", "order": "max"},
+                                       {"column": "warc_date", "order": "min"}])
+    w = PartWriter(f"{cfg.run_dir}/pre_dedup/part-00000.parquet", schemas([])[0])
+    for doc_id, text in docs:
+        w.append({"id": doc_id, "text": text, "language_score": quality[doc_id],
+                  "warc_date": datetime.fromtimestamp(day[doc_id] * 86400, timezone.utc)})
+    w.commit()
+    run_dedup(cfg, [0], run_in_process)
+    rejects = ds.dataset(f"{cfg.run_dir}/rejects", format="parquet").to_table().to_pylist()
+    assert {r["id"]: r["duplicate_of"] for r in rejects} == {"a": "c", "b": "c", "d": "c"}
+    # without a rule: input order
+    plain = dedup_config(tmp_path, name="plain", keep=[])
+    shutil.copytree(f"{cfg.run_dir}/pre_dedup", f"{plain.run_dir}/pre_dedup")
+    run_dedup(plain, [0], run_in_process)
+    rejects = ds.dataset(f"{plain.run_dir}/rejects", format="parquet").to_table().to_pylist()
+    assert {r["id"]: r["duplicate_of"] for r in rejects} == {"b": "a", "c": "a", "d": "a"}
+
+
+def test_exact_only(tmp_path, truth):
+    cfg = dedup_config(tmp_path, minhash=False)
+    parts = write_parts(cfg.run_dir, [(d.id, d.text) for d in truth], 300)
+    stats, _ = run_dedup(cfg, parts, run_in_process)
+    assert set(stats.dropped) == {"exact_duplicate"}
+    assert stats.dropped["exact_duplicate"] == len(truth) - len({normalise(d.text) for d in truth})
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="nothing to dedup on"):
+        dedup_config(Path("/tmp"), exact=False, minhash=False)
+    with pytest.raises(ConfigError, match=r"stages.dedup.keep.0.column: 'nope'"):
+        dedup_config(Path("/tmp"), keep=[{"column": "nope", "order": "max"}])
+    with pytest.raises(ConfigError, match="exceeds num_perm"):
+        dedup_config(Path("/tmp"), minhash={"bands": 20, "rows": 10})
+    with pytest.raises(ConfigError, match="both bands and rows"):
+        dedup_config(Path("/tmp"), minhash={"bands": 20})
+
+
+# --- incremental -----------------------------------------------------------------------------------
+
+
+def test_incremental_run_dedups_against_an_earlier_runs_index(tmp_path, truth):
+    originals = [d for d in truth if d.kind == "original"]
+    copies = [d for d in truth if d.kind == "format"]  # exact copies of the originals
+    old = dedup_config(tmp_path, name="old")
+    old_parts = write_parts(old.run_dir, [(d.id, d.text) for d in originals[:60]], 25)
+    run_dedup(old, old_parts, run_in_process)
+    before = {p: p.stat().st_mtime_ns for p in Path(old.run_dir).rglob("*")}
+
+    new = dedup_config(tmp_path, name="new", against=[old.run_dir])
+    fresh = [(d.id, d.text) for d in originals[60:]]
+    again = [(d.id + "-again", d.text) for d in copies[:60]]  # the old run's documents, recrawled
+    twice = [(d.id + "-twice", d.text) for d in copies[60:]]  # copies of this run's documents
+    new_parts = write_parts(new.run_dir, fresh + again + twice, 25)
+    stats, failures = run_dedup(new, new_parts, run_in_process)
+    assert not failures
+    rejects = {r["id"]: r["duplicate_of"] for r in
+               ds.dataset(f"{new.run_dir}/rejects", format="parquet").to_table().to_pylist()}
+    assert rejects == {i: i.removesuffix("-again").replace("-format", "-original") for i, _ in again} | \
+        {i: i.removesuffix("-twice").replace("-format", "-original") for i, _ in twice}
+    assert stats.events["duplicate_of_earlier_run"] == len(again)
+    signed = sum(json.loads(p.read_text())["docs"] for p in Path(new.run_dir, "dedup/index/done").glob("*.json"))
+    assert signed == len(fresh + again + twice)  # the earlier run was not signed again
+    assert before == {p: p.stat().st_mtime_ns for p in Path(old.run_dir).rglob("*")}
+
+
+def test_against_needs_the_same_minhash_parameters(tmp_path, truth):
+    old = dedup_config(tmp_path, name="old")
+    run_dedup(old, write_parts(old.run_dir, [("a", "x y z")], 10), run_in_process)
+    new = dedup_config(tmp_path, name="new", against=[old.run_dir], minhash={"num_perm": 64})
+    with pytest.raises(ConfigError, match="other MinHash parameters"):
+        run_dedup(new, write_parts(new.run_dir, [("b", "x y z")], 10), run_in_process)
+
+
+# --- resume ----------------------------------------------------------------------------------------
+
+KILLER = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from pipeline.config import parse_config
+from stages.dedup import run_dedup
+cfg = parse_config({config!r})
+step, after = {step!r}, {after}
+done = 0
+def execute(fn, args, desc):
+    global done
+    results = []
+    for a in args:
+        if desc.startswith(step) and done == after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        results.append(fn(*a))
+        done += desc.startswith(step)
+    return results, []
+run_dedup(cfg, {parts!r}, execute)
+"""
+
+
+def outputs(run_dir: str) -> dict[str, bytes]:
+    root = Path(run_dir)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.endswith(".json") and "pre_dedup" not in p.parts}
+
+
+@pytest.mark.parametrize("step,after", [
+    ("dedup signatures", 2), ("dedup buckets", 5), ("dedup large-star 1", 1), ("dedup small-star 2", 0),
+    ("dedup collect", 1), ("dedup remove", 2),
+])
+def test_resume_after_a_kill_in_any_step_gives_the_same_result(tmp_path, truth, truth_run, step, after):
+    cfg, parts, _ = truth_run
+    raw = {"run": {"name": "killed", "output": str(tmp_path)},
+           "inputs": [{"name": "x", "paths": [str(ROOT / "README.md")]}],
+           "stages": {"ingest": {}, "extract": {}, "dedup": {"task_memory_mb": 0.2}, "write": {}}}
+    killed = parse_config(raw)
+    shutil.copytree(f"{cfg.run_dir}/pre_dedup", f"{killed.run_dir}/pre_dedup")
+    script = KILLER.format(root=str(ROOT), config=raw, step=step, after=after, parts=parts)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == -9, r.stderr  # killed where asked
+    reference = dedup_config(tmp_path, name="reference", task_memory_mb=0.2)
+    shutil.copytree(f"{cfg.run_dir}/pre_dedup", f"{reference.run_dir}/pre_dedup")
+    run_dedup(reference, parts, run_in_process)
+    run_dedup(killed, parts, run_in_process)
+    assert outputs(killed.run_dir) == outputs(reference.run_dir)
