@@ -195,15 +195,16 @@ def cluster_pairs(clusters: Iterable[Iterable[str]]) -> set[frozenset]:
 
 
 def replicated_corpus(texts: list[str], copies: int, seed: int = 0) -> Iterable[tuple[str, str]]:
-    """(id, text): each text and `copies - 1` mutated copies (light word edits and boilerplate,
-    Jaccard mostly 0.6-0.95 to the original), as a crawl of the same pages over time would be."""
+    """(id, text): the texts, then `copies - 1` rounds of mutated copies of all of them (light word
+    edits and some boilerplate: Jaccard mostly 0.6-0.95 to the original), as repeated crawls of
+    the same pages would give."""
     rng = random.Random(seed)
-    for i, text in enumerate(texts):
-        yield f"d{i:06d}-0", text
-        for c in range(1, copies):
-            out = edit(text, "word_edits", rng.uniform(0.02, 0.3), rng)
-            out = edit(out, "boilerplate", rng.uniform(0.0, 0.1), rng)
-            yield f"d{i:06d}-{c}", out
+    for c in range(copies):
+        for i, text in enumerate(texts):
+            if c:
+                text = edit(edit(text, "word_edits", rng.uniform(0.02, 0.3), rng), "boilerplate",
+                            rng.uniform(0.0, 0.1), rng)
+            yield f"d{i:06d}-{c}", text
 
 
 def scrapinghub_bodies(data_dir: Path) -> list[str]:

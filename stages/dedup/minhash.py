@@ -30,6 +30,7 @@ BASE = np.uint64(0x100000001B3)  # odd, so invertible mod 2^64
 BASE_INV = np.uint64(pow(int(BASE), -1, 1 << 64))
 MAX32 = np.uint32(0xFFFFFFFF)
 CHUNK = 1024  # shingles per (CHUNK × num_perm) block: fits in L2
+MAX_BATCH_CHARS = 1 << 19  # text hashed at once: its uint64 arrays take 8 bytes per byte of text
 NORMALISATION = "nfkc-casefold-words-v1"  # recorded in the index; change it when the above changes
 
 
@@ -76,7 +77,7 @@ def shingles(normalised: str, n: int) -> list[bytes]:
     return [" ".join(words[i:i + n]).encode() for i in range(max(len(words) - n + 1, 1))]
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     """BASE^i and BASE^-i mod 2^64 for i < n."""
     with np.errstate(over="ignore"):
@@ -194,6 +195,20 @@ def sign(texts: list[str], params: LshParams | None) -> tuple[np.ndarray, np.nda
     has_words = np.fromiter((bool(t) for t in norm), bool, len(norm))
     if params is None:
         return exact, None, has_words
-    h, doc = shingle_hashes(norm, params.ngram)
-    sig = signatures(h, doc, len(norm), params.num_perm, params.seed)
+    sig = np.empty((len(norm), params.num_perm), np.uint32)
+    for lo, hi in _slices(norm):
+        h, doc = shingle_hashes(norm[lo:hi], params.ngram)
+        sig[lo:hi] = signatures(h, doc, hi - lo, params.num_perm, params.seed)
     return exact, band_hashes(sig, params.bands, params.rows), has_words
+
+
+def _slices(texts: list[str], max_chars: int = MAX_BATCH_CHARS) -> list[tuple[int, int]]:
+    """Consecutive runs of texts of at most `max_chars` together (or one longer text alone), so
+    the byte-level arrays of `shingle_hashes` stay small."""
+    out, lo, size = [], 0, 0
+    for i, t in enumerate(texts):
+        if size and size + len(t) > max_chars:
+            out.append((lo, i))
+            lo, size = i, 0
+        size += len(t) + 1
+    return out + [(lo, len(texts))] if texts else out

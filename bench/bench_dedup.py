@@ -1,0 +1,263 @@
+"""Dedup: signature speed, memory against corpus size, and precision/recall on a ground truth.
+
+    python bench/bench_dedup.py [--copies 1 4 16 64] [--out bench/results/dedup.json]
+
+1. Signatures per second on one core, on the extracted benchmark pages (ingest → trafilatura),
+   128 permutations, word 5-grams, all on the same documents in the same run: ours (normalise,
+   shingle, MinHash, band hashes and the exact hash), datasketch's per-shingle `MinHash.update`
+   loop, its `update_batch` (sha1, then xxh32), and datatrove's MinhashDedupSignature
+   (`get_shingles` + `get_signature`, 16 buckets × 8 hashes).
+2. Memory: the pages and mutated copies of them (1×, 4×, … the sample), in parts of one copy
+   each, through every dedup step with a small task budget; each task in a fresh process, its
+   peak RSS recorded. Against it: datasketch's in-memory MinHashLSH over the same corpus.
+3. Ground truth: copies of every page with realistic edits at known Jaccard (bench/dedup_corpus.py);
+   precision/recall of LSH candidates (documents sharing a bucket) and of the final clusters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pipeline.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
+import numpy as np
+import xxhash
+from datasketch import MinHash
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
+from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
+from bench.dedup_corpus import (  # noqa: E402
+    bucket_pairs, cluster_pairs, clusters_from_rejects, near_duplicate_set, pair_scores,
+    replicated_corpus, write_parts,
+)
+from pipeline.config import ExtractConfig, parse_config  # noqa: E402
+from pipeline.stats import StageStats  # noqa: E402
+from stages.dedup import run_dedup, run_in_process  # noqa: E402
+from stages.dedup.minhash import LshParams, normalise, shingle_hashes, shingles, sign, signatures  # noqa: E402
+from stages.extract import TrafilaturaExtract  # noqa: E402
+from stages.ingest import read_all  # noqa: E402
+
+NUM_PERM = 128
+BATCH = 512
+
+
+def page_texts() -> list[str]:
+    docs = []
+    for path in sorted((DATA_DIR / "warc" / "packed").glob("*.warc.gz")):
+        docs += read_all(str(path))[0]
+    return [d["text"] for d in TrafilaturaExtract(ExtractConfig(timeout_s=60)).run(docs, StageStats(), [])]
+
+
+def rate(fn, texts: list[str], repeat: int = 3) -> float:
+    """Documents per second: the median of `repeat` passes."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(texts)
+        times.append(time.perf_counter() - t0)
+    return len(texts) / statistics.median(times)
+
+
+def ours(texts: list[str], lsh: LshParams) -> None:
+    for i in range(0, len(texts), BATCH):
+        sign(texts[i:i + BATCH], lsh)
+
+
+def ours_signature_only(texts: list[str]) -> None:
+    for i in range(0, len(texts), BATCH):
+        norm = [normalise(t) for t in texts[i:i + BATCH]]
+        h, doc = shingle_hashes(norm, 5)
+        signatures(h, doc, len(norm), NUM_PERM, 1)
+
+
+def datasketch_update(texts: list[str]) -> None:
+    for t in texts:
+        m = MinHash(num_perm=NUM_PERM, seed=1)
+        for s in shingles(normalise(t), 5):
+            m.update(s)
+
+
+def datasketch_batch(texts: list[str], hashfunc=None) -> None:
+    for t in texts:
+        m = MinHash(num_perm=NUM_PERM, seed=1, **({"hashfunc": hashfunc} if hashfunc else {}))
+        m.update_batch(shingles(normalise(t), 5))
+
+
+def datatrove_signature():
+    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
+
+    step = MinhashDedupSignature(tempfile.mkdtemp(), MinhashConfig(num_buckets=16, hashes_per_bucket=8))
+
+    def run(texts: list[str]) -> None:
+        for t in texts:
+            step.get_signature(step.get_shingles(t))
+    return run
+
+
+def speed(texts: list[str]) -> dict:
+    lsh = LshParams.choose(0.8, NUM_PERM, 1, 5, (0.5, 0.5), None, None)
+    dt = datatrove_signature()
+    results = {
+        "gristmill (signature + bands + exact hash)": rate(lambda t: ours(t, lsh), texts, 5),
+        "gristmill (signature only)": rate(ours_signature_only, texts, 5),
+        "datasketch MinHash.update per shingle (sha1)": rate(datasketch_update, texts, 1),
+        "datasketch update_batch (sha1)": rate(datasketch_batch, texts, 3),
+        "datasketch update_batch (xxh32)": rate(lambda t: datasketch_batch(t, xxhash.xxh32_intdigest), texts, 3),
+        "datatrove MinhashDedupSignature": rate(dt, texts, 1),
+    }
+    return {name: round(v, 1) for name, v in results.items()}
+
+
+# --- memory --------------------------------------------------------------------------------------
+
+
+def _measured(fn, args):
+    result = fn(*args)
+    return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # MiB
+
+
+class FreshProcesses:
+    """An `Execute` that runs every task in its own process and keeps each step's peak RSS."""
+
+    def __init__(self, workers: int = 2):
+        self.peaks: dict[str, int] = {}
+        self.pool = ProcessPoolExecutor(workers, mp_context=get_context("forkserver"), max_tasks_per_child=1)
+
+    def __call__(self, fn, args, desc):
+        step = desc.split()[1] if desc.split()[1] not in ("large-star", "small-star") else "components"
+        outs = list(self.pool.map(_measured, [fn] * len(args), args))
+        self.peaks[step] = max([self.peaks.get(step, 0), *(rss for _, rss in outs)])
+        return [r for r, _ in outs], []
+
+
+def _noop() -> None:
+    import stages.dedup  # noqa: F401  (what a task imports)
+
+
+def in_memory_lsh_rss(texts_file: str, copies: int) -> int:
+    """Peak RSS (MiB) of datasketch's MinHashLSH holding the corpus' signatures, in a fresh process."""
+    code = f"""
+import json, resource, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+from datasketch import MinHashLSH, LeanMinHash, MinHash
+from bench.dedup_corpus import replicated_corpus
+from stages.dedup.minhash import normalise, shingle_hashes, signatures
+texts = json.load(open({texts_file!r}))
+lsh = MinHashLSH(threshold=0.8, num_perm=128)
+batch = []
+def flush():
+    norm = [normalise(t) for _, t in batch]
+    h, d = shingle_hashes(norm, 5)
+    for (i, _), s in zip(batch, signatures(h, d, len(norm), 128, 1)):
+        lsh.insert(i, LeanMinHash(seed=1, hashvalues=s, scheme="affine32"))
+    batch.clear()
+for doc in replicated_corpus(texts, {copies}):
+    batch.append(doc)
+    if len(batch) == 512:
+        flush()
+flush()
+del texts
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def memory(texts: list[str], copies_list: list[int], budget_mb: float) -> list[dict]:
+    import json
+
+    rows = []
+    texts_file = tempfile.mktemp(suffix=".json")
+    Path(texts_file).write_text(json.dumps(texts))
+    with ProcessPoolExecutor(1, mp_context=get_context("forkserver"), max_tasks_per_child=1) as pool:
+        baseline = pool.submit(_measured, _noop, ()).result()[1]
+    for copies in copies_list:
+        out = Path(tempfile.mkdtemp())
+        cfg = parse_config({"run": {"name": "m", "output": str(out)}, "inputs": [{"name": "x", "paths": [__file__]}],
+                            "stages": {"ingest": {}, "extract": {}, "dedup": {"task_memory_mb": budget_mb}, "write": {}}})
+        parts = write_parts(cfg.run_dir, replicated_corpus(texts, copies), len(texts))
+        corpus_mb = sum(p.stat().st_size for p in Path(cfg.run_dir, "pre_dedup").glob("*.parquet")) / 2**20
+        execute = FreshProcesses()
+        t0 = time.perf_counter()
+        stats, failures = run_dedup(cfg, parts, execute)
+        assert not failures, failures
+        rows.append({
+            "copies": copies,
+            "documents": stats.docs_in,
+            "text_mb": round(stats.bytes_in / 2**20, 1),
+            "parquet_mb": round(corpus_mb, 1),
+            "dropped": sum(stats.dropped.values()),
+            "hash_ranges": stats.events["hash_ranges"],
+            "graph_partitions": stats.events["graph_partitions"],
+            "cc_rounds": stats.events["cc_rounds"],
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "task_baseline_rss_mb": baseline,
+            "peak_rss_mb": dict(execute.peaks),
+            "datasketch_in_memory_lsh_rss_mb": in_memory_lsh_rss(texts_file, copies),
+        })
+        execute.pool.shutdown()
+        shutil.rmtree(out)
+        print(rows[-1], flush=True)
+    return rows
+
+
+# --- ground truth --------------------------------------------------------------------------------
+
+
+def ground_truth(texts: list[str]) -> dict:
+    docs = near_duplicate_set(texts)
+    out = Path(tempfile.mkdtemp())
+    cfg = parse_config({"run": {"name": "gt", "output": str(out)}, "inputs": [{"name": "x", "paths": [__file__]}],
+                        "stages": {"ingest": {}, "extract": {}, "dedup": {}, "write": {}}})
+    parts = write_parts(cfg.run_dir, [(d.id, d.text) for d in docs], 500)
+    stats, _ = run_dedup(cfg, parts, run_in_process)
+    lsh = LshParams.choose(0.8, NUM_PERM, 1, 5, (0.5, 0.5), None, None)
+    result = {
+        "documents": len(docs),
+        "originals": sum(d.kind == "original" for d in docs),
+        "bands_x_rows": f"{lsh.bands} x {lsh.rows}",
+        "candidate_probability": {j: round(lsh.probability(j), 3) for j in (0.7, 0.75, 0.8, 0.825, 0.85, 0.9, 0.95)},
+        "lsh_candidates": pair_scores(docs, bucket_pairs(cfg.run_dir, parts), 0.8),
+        "clusters": pair_scores(docs, cluster_pairs(clusters_from_rejects(cfg.run_dir)), 0.8),
+        "dropped": dict(stats.dropped),
+    }
+    shutil.rmtree(out)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--copies", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--budget-mb", type=float, default=4.0, help="dedup task_memory_mb for the memory runs")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["speed", "memory", "truth"])
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dedup.json"))
+    args = ap.parse_args()
+    texts = page_texts()
+    result = {"machine": machine_notes(["datasketch", "datatrove", "numpy", "xxhash"]), "pages": len(texts),
+              "mean_chars": round(float(np.mean([len(t) for t in texts]))),
+              "date": time.strftime("%Y-%m-%d")}
+    if "truth" not in args.skip:
+        result["ground_truth"] = ground_truth(texts)
+        print(result["ground_truth"], flush=True)
+    if "memory" not in args.skip:
+        result["memory"] = memory(texts, args.copies, args.budget_mb)
+        result["memory_budget_mb"] = args.budget_mb
+    if "speed" not in args.skip:
+        pin_to_core()
+        result["speed_docs_per_s_one_core"] = speed(texts)
+        base = result["speed_docs_per_s_one_core"]["datasketch MinHash.update per shingle (sha1)"]
+        print(markdown_table(["signatures", "docs/s/core", "vs datasketch per shingle"],
+                             [(k, v, f"{v / base:.1f}x") for k, v in result["speed_docs_per_s_one_core"].items()]))
+    write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
