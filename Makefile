@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_extract.py
 	$(BIN)/python bench/bench_filters.py
 	$(BIN)/python bench/bench_toxicity.py
+	$(BIN)/python bench/bench_pii.py
+	$(BIN)/python bench/bench_dedup.py
 
 clean:
 	rm -rf out .pytest_cache

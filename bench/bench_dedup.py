@@ -103,10 +103,27 @@ def datatrove_signature():
     return run
 
 
+def signatures_step(texts: list[str]) -> float:
+    """Documents per second of the whole signatures task: Parquet part in, sorted index out."""
+    from stages.dedup.signatures import sign_part
+
+    out = Path(tempfile.mkdtemp())
+    lsh = LshParams.choose(0.8, NUM_PERM, 1, 5, (0.5, 0.5), None, None)
+    write_parts(str(out), ((str(i), t) for i, t in enumerate(texts)), len(texts))
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        sign_part(str(out), 0, lsh, True, [{"column": "warc_date", "order": "min"}])
+        times.append(time.perf_counter() - t0)
+    shutil.rmtree(out)
+    return len(texts) / statistics.median(times)
+
+
 def speed(texts: list[str]) -> dict:
     lsh = LshParams.choose(0.8, NUM_PERM, 1, 5, (0.5, 0.5), None, None)
     dt = datatrove_signature()
     results = {
+        "gristmill signatures task (Parquet part in, sorted index files out)": signatures_step(texts),
         "gristmill (signature + bands + exact hash)": rate(lambda t: ours(t, lsh), texts, 5),
         "gristmill (signature only)": rate(ours_signature_only, texts, 5),
         "datasketch MinHash.update per shingle (sha1)": rate(datasketch_update, texts, 1),
@@ -143,8 +160,9 @@ def _noop() -> None:
     import stages.dedup  # noqa: F401  (what a task imports)
 
 
-def in_memory_lsh_rss(texts_file: str, copies: int) -> int:
-    """Peak RSS (MiB) of datasketch's MinHashLSH holding the corpus' signatures, in a fresh process."""
+def in_memory_lsh_rss(texts_file: str, copies: int) -> tuple[int, int]:
+    """datasketch's MinHashLSH holding the corpus' signatures, in a fresh process: (peak RSS, its
+    growth over the process's RSS before the first insert), MiB."""
     code = f"""
 import json, resource, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
@@ -154,10 +172,16 @@ from stages.dedup.minhash import normalise, shingle_hashes, signatures
 texts = json.load(open({texts_file!r}))
 lsh = MinHashLSH(threshold=0.8, num_perm=128)
 batch = []
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 // 2**20
+start = None
 def flush():
+    global start
     norm = [normalise(t) for _, t in batch]
     h, d = shingle_hashes(norm, 5)
-    for (i, _), s in zip(batch, signatures(h, d, len(norm), 128, 1)):
+    sigs = signatures(h, d, len(norm), 128, 1)
+    start = start or rss()
+    for (i, _), s in zip(batch, sigs):
         lsh.insert(i, LeanMinHash(seed=1, hashvalues=s, scheme="affine32"))
     batch.clear()
 for doc in replicated_corpus(texts, {copies}):
@@ -165,10 +189,11 @@ for doc in replicated_corpus(texts, {copies}):
     if len(batch) == 512:
         flush()
 flush()
-del texts
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, rss() - start)
 """
-    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    peak, growth = map(int, out.split())
+    return peak, growth
 
 
 def memory(texts: list[str], copies_list: list[int], budget_mb: float) -> list[dict]:
@@ -201,7 +226,7 @@ def memory(texts: list[str], copies_list: list[int], budget_mb: float) -> list[d
             "wall_s": round(time.perf_counter() - t0, 1),
             "task_baseline_rss_mb": baseline,
             "peak_rss_mb": dict(execute.peaks),
-            "datasketch_in_memory_lsh_rss_mb": in_memory_lsh_rss(texts_file, copies),
+            "datasketch_in_memory_lsh_mb": dict(zip(("peak_rss", "growth"), in_memory_lsh_rss(texts_file, copies))),
         })
         execute.pool.shutdown()
         shutil.rmtree(out)

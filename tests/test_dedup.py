@@ -348,3 +348,13 @@ def test_resume_after_a_kill_in_any_step_gives_the_same_result(tmp_path, truth, 
     run_dedup(reference, parts, run_in_process)
     run_dedup(killed, parts, run_in_process)
     assert outputs(killed.run_dir) == outputs(reference.run_dir)
+
+
+def test_a_finished_dedup_reruns_as_a_no_op(truth_run):
+    cfg, parts, stats = truth_run
+    root = Path(cfg.run_dir)
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    again, failures = run_dedup(cfg, parts, run_in_process)
+    assert not failures and again.to_dict() == stats.to_dict()
+    assert before == {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    assert not (root / "dedup" / "cc").exists()  # the graph's edge lists are gone once done

@@ -80,6 +80,8 @@ def run_dedup(cfg: Config, parts: list[int], execute: Execute) -> tuple[StageSta
 
     dcfg, run_dir = cfg.stages.dedup, cfg.run_dir
     lay = Layout(run_dir)
+    if exists(lay.done):
+        return StageStats.from_dict(read_json(lay.done)), []
     lsh = lsh_params(dcfg)
     params = index_params(dcfg)
     if not exists(lay.params):
@@ -154,6 +156,9 @@ def run_dedup(cfg: Config, parts: list[int], execute: Execute) -> tuple[StageSta
         graph_partitions=partitions,
     )
     st.seconds = sum(m["seconds"] for m in [*signed, *buckets, *rounds, *collected, *removed])
+    write_json_atomic(lay.done, st.to_dict())
+    fs, cc = fsspec.core.url_to_fs(lay.rounds)
+    fs.rm(cc, recursive=True)  # the graph's edge lists: as big as the edges, and no longer needed
     return st, []
 
 

@@ -31,7 +31,8 @@ from stages.write import write_json_atomic
 
 def read_partition(round_dir: str, p: int) -> np.ndarray:
     fs, root = fsspec.core.url_to_fs(round_dir)
-    paths = sorted(fs.glob(f"{root}/*-to-{p:04d}.bin"))
+    paths = sorted(path for path in fs.glob(f"{root}/*-to-{p:04d}.bin")
+                   if not path.rpartition("/")[2].startswith(".tmp-"))  # a killed task's leftovers
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     prefix = "" if protocol in ("file", "local") else f"{protocol}://"
     chunks = [records.read(prefix + path, records.EDGE) for path in paths]

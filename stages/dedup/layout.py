@@ -10,8 +10,9 @@
     dedup/plan.json                   how many hash ranges and graph partitions
     dedup/cc/round-KK/*-to-PPPP.bin   edge lists between connected-components rounds
     dedup/cc/round-KK/done/*.json     per task: written last, marks it done
-    dedup/drops/drops-PPPP.bin        final (duplicate → kept) edges, sorted by duplicate key
+    dedup/drops/drops-PPPP.bin        final (duplicate → kept) EDGE records, sorted by duplicate
     dedup/removed/part-N.json         per part: written last, marks docs/ and rejects/ written
+    dedup/done.json                   the stage's stats, written last; then cc/ is deleted
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ class Layout:
     def plan(self) -> str:
         return f"{self.root}/plan.json"
 
+    @property
+    def done(self) -> str:
+        return f"{self.root}/done.json"
+
+    @property
+    def rounds(self) -> str:
+        return f"{self.root}/cc"
+
     def input_part(self, part: int) -> str:
         return f"{self.run_dir}/pre_dedup/part-{part:05d}.parquet"
 
@@ -48,7 +57,7 @@ class Layout:
         return f"{self.root}/index/done/part-{part:05d}.json"
 
     def round_dir(self, k: int) -> str:
-        return f"{self.root}/cc/round-{k:02d}"
+        return f"{self.rounds}/round-{k:02d}"
 
     def round_done(self, k: int, task: str) -> str:
         return f"{self.round_dir(k)}/done/{task}.json"
