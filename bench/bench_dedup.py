@@ -119,6 +119,16 @@ def signatures_step(texts: list[str]) -> float:
     return len(texts) / statistics.median(times)
 
 
+def rensa_rminhash(texts: list[str]) -> None:
+    """rensa's Rust MinHash (not a dependency: measured when installed, `pip install rensa==0.5.0`)."""
+    from rensa import RMinHash
+
+    for t in texts:
+        m = RMinHash(num_perm=NUM_PERM, seed=1)
+        m.update([s.decode() for s in shingles(normalise(t), 5)])
+        m.digest()
+
+
 def speed(texts: list[str]) -> dict:
     lsh = LshParams.choose(0.8, NUM_PERM, 1, 5, (0.5, 0.5), None, None)
     dt = datatrove_signature()
@@ -131,6 +141,10 @@ def speed(texts: list[str]) -> dict:
         "datasketch update_batch (xxh32)": rate(lambda t: datasketch_batch(t, xxhash.xxh32_intdigest), texts, 3),
         "datatrove MinhashDedupSignature": rate(dt, texts, 1),
     }
+    try:
+        results["rensa 0.5.0 RMinHash (optional, shingles from our normalisation)"] = rate(rensa_rminhash, texts, 3)
+    except ImportError:
+        pass
     return {name: round(v, 1) for name, v in results.items()}
 
 
@@ -160,40 +174,39 @@ def _noop() -> None:
     import stages.dedup  # noqa: F401  (what a task imports)
 
 
-def in_memory_lsh_rss(texts_file: str, copies: int) -> tuple[int, int]:
-    """datasketch's MinHashLSH holding the corpus' signatures, in a fresh process: (peak RSS, its
-    growth over the process's RSS before the first insert), MiB."""
+def in_memory_lsh_mb(texts_file: str, copies: int) -> float:
+    """What datasketch's MinHashLSH holding the corpus' signatures allocates (tracemalloc, MiB),
+    in a fresh process: the single-machine in-memory way, for contrast."""
     code = f"""
-import json, resource, sys
+import json, sys, tracemalloc
 sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
-from datasketch import MinHashLSH, LeanMinHash, MinHash
+from datasketch import MinHashLSH, LeanMinHash
 from bench.dedup_corpus import replicated_corpus
 from stages.dedup.minhash import normalise, shingle_hashes, signatures
 texts = json.load(open({texts_file!r}))
 lsh = MinHashLSH(threshold=0.8, num_perm=128)
-batch = []
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096 // 2**20
-start = None
-def flush():
-    global start
+held = 0
+def insert(batch):
+    global held
     norm = [normalise(t) for _, t in batch]
     h, d = shingle_hashes(norm, 5)
     sigs = signatures(h, d, len(norm), 128, 1)
-    start = start or rss()
+    tracemalloc.start()
     for (i, _), s in zip(batch, sigs):
         lsh.insert(i, LeanMinHash(seed=1, hashvalues=s, scheme="affine32"))
-    batch.clear()
+    held += tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+batch = []
 for doc in replicated_corpus(texts, {copies}):
     batch.append(doc)
     if len(batch) == 512:
-        flush()
-flush()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, rss() - start)
+        insert(batch)
+        batch = []
+insert(batch)
+print(held / 2**20)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    peak, growth = map(int, out.split())
-    return peak, growth
+    return round(float(out), 1)
 
 
 def memory(texts: list[str], copies_list: list[int], budget_mb: float) -> list[dict]:
@@ -226,7 +239,7 @@ def memory(texts: list[str], copies_list: list[int], budget_mb: float) -> list[d
             "wall_s": round(time.perf_counter() - t0, 1),
             "task_baseline_rss_mb": baseline,
             "peak_rss_mb": dict(execute.peaks),
-            "datasketch_in_memory_lsh_mb": dict(zip(("peak_rss", "growth"), in_memory_lsh_rss(texts_file, copies))),
+            "datasketch_in_memory_lsh_heap_mb": in_memory_lsh_mb(texts_file, copies),
         })
         execute.pool.shutdown()
         shutil.rmtree(out)

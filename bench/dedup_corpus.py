@@ -180,7 +180,10 @@ def pair_scores(docs: list[Doc], found: set[frozenset], threshold: float) -> dic
         if j >= threshold and "original" in (a.kind, b.kind) and a.family == b.family:
             kind = b.kind if a.kind == "original" else a.kind
             kinds.setdefault(kind, [0, 0])[p in found] += 1
+    below = sorted(truth[p] for p in found if truth[p] < threshold)
     return {
+        "false_positive_jaccard": {"min": round(below[0], 3), "median": round(below[len(below) // 2], 3)}
+        if below else None,
         "true_pairs": positives,
         "found_pairs": len(found),
         "precision": round(tp / len(found), 4) if found else 1.0,

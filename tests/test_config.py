@@ -22,7 +22,7 @@ def raw(tmp_path):
 
 def test_sample_config_loads():
     cfg = load_config(ROOT / "configs" / "sample.yaml")
-    assert cfg.stages.order == ["ingest", "extract", "lid", "filters", "pii", "write", "tokenize"]
+    assert cfg.stages.order == ["ingest", "extract", "lid", "filters", "pii", "dedup", "write", "tokenize"]
     assert [i.name for i in cfg.inputs] == ["commoncrawl", "edge_cases", "benchmark_pages"]
 
 
