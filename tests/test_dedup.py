@@ -89,6 +89,19 @@ def test_normalisation_ignores_case_spacing_punctuation_and_unicode_forms():
     assert exact[0] == exact[1] and list(has_words) == [True, True, False]
 
 
+def test_chinese_and_japanese_shingles_are_character_ngrams():
+    import csv
+    import gzip
+
+    with gzip.open(require(DATA / "langid" / "lingua_sentences.tsv.gz"), "rt", encoding="utf-8") as f:
+        zh = [row["text"] for row in csv.DictReader(f, delimiter="\t") if row["lang"] == "zh"][:40]
+    text = "".join(zh)
+    assert normalise("東京は日本の首都です。Hello!") == "東 京 は 日 本 の 首 都 で す hello"
+    edited = text[:100] + "很" + text[101:300] + "的" + text[301:]  # two characters changed
+    a, b = datasketch_minhash(text), datasketch_minhash(edited)
+    assert a.jaccard(b) > 0.9  # with clause-long "words" these two would share few shingles
+
+
 # --- connected components --------------------------------------------------------------------------
 
 

@@ -10,8 +10,8 @@ What is vectorised: a batch of normalised texts is one byte array. A polynomial 
 shingle's bytes comes from one prefix sum (mod 2^64, with powers of the inverse of an odd base),
 so no Python code runs per shingle; the permutations run as (shingles × num_perm) uint32 blocks.
 
-Normalisation (for shingles and for exact dedup): NFKC, casefold, words are runs of `\\w`,
-joined by single spaces. Case, punctuation, whitespace and Unicode compatibility forms do not
+Normalisation (for shingles and for exact dedup): NFKC, casefold, words are runs of `\\w` (each
+kana or Han character is a word), joined by single spaces. Case, punctuation, whitespace and Unicode compatibility forms do not
 change a document's shingles or its exact hash.
 """
 
@@ -26,16 +26,25 @@ import numpy as np
 import xxhash
 
 WORD = re.compile(r"\w+")
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and Han: no spaces between words
+HAS_CJK = re.compile(f"[{CJK}]")
+WORD_OR_CJK_CHAR = re.compile(f"[{CJK}]|[^\\W{CJK}]+")
 BASE = np.uint64(0x100000001B3)  # odd, so invertible mod 2^64
 BASE_INV = np.uint64(pow(int(BASE), -1, 1 << 64))
 MAX32 = np.uint32(0xFFFFFFFF)
 CHUNK = 1024  # shingles per (CHUNK × num_perm) block: fits in L2
 MAX_BATCH_CHARS = 1 << 19  # text hashed at once: its uint64 arrays take 8 bytes per byte of text
-NORMALISATION = "nfkc-casefold-words-v1"  # recorded in the index; change it when the above changes
+NORMALISATION = "nfkc-casefold-words-cjkchars-v1"  # recorded in the index; change it when the above changes
 
 
 def normalise(text: str) -> str:
-    return " ".join(WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+    """Words joined by single spaces; a Chinese or Japanese character is a word of its own (as
+    filters/text.py splits them), so shingles there are character n-grams."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    words = " ".join(WORD.findall(text))
+    if words.isascii() or not HAS_CJK.search(words):  # isascii is O(1) in CPython
+        return words
+    return " ".join(WORD_OR_CJK_CHAR.findall(text))
 
 
 def exact_hash(normalised: str) -> int:
