@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -216,6 +217,8 @@ def test_rejects_name_the_kept_document_and_the_reason(truth, truth_run):
     assert len(docs) + len(rejects) == len(truth) == stats.docs_in
     assert {r["id"] for r in rejects}.isdisjoint(kept)
     assert all(r["duplicate_of"] in kept and r["reject_stage"] == "dedup" for r in rejects)
+    copies = Counter(r["duplicate_of"] for r in rejects)
+    assert {d["id"]: d["duplicates"] for d in docs} == {i: copies.get(i, 0) for i in kept}
     by_id = {d.id: d for d in truth}
     for r in rejects:
         same = normalise(by_id[r["id"]].text) == normalise(by_id[r["duplicate_of"]].text)

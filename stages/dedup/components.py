@@ -108,12 +108,17 @@ def round_task(run_dir: str, k: int, p: int, partitions: int) -> dict:
 
 
 def collect_task(run_dir: str, k: int, p: int) -> dict:
-    """From the final large-star round k: this run's duplicates in partition p, sorted by key."""
+    """From the final large-star round k: this run's duplicates in partition p, sorted by key, and
+    how many of them each kept document of this run has."""
     t0 = time.perf_counter()
     lay = Layout(run_dir)
     edges, _ = grouped(read_partition(lay.round_dir(k), p))
     drops = edges[records.key_origin(edges["vk"]) == 0]  # earlier runs' documents are never dropped
     records.write(lay.drops(p), drops)  # already sorted by vk
+    keys, copies = np.unique(drops["mk"][records.key_origin(drops["mk"]) == 0], return_counts=True)
+    kept = np.empty(len(keys), records.KEPT)
+    kept["key"], kept["copies"] = keys, copies
+    records.write(lay.kept(p), kept)  # sorted by key
     marker = {"partition": p, "drops": len(drops), "seconds": round(time.perf_counter() - t0, 4)}
     write_json_atomic(lay.drops_done(p), marker)
     return marker

@@ -11,6 +11,7 @@
     dedup/cc/round-KK/*-to-PPPP.bin   edge lists between connected-components rounds
     dedup/cc/round-KK/done/*.json     per task: written last, marks it done
     dedup/drops/drops-PPPP.bin        final (duplicate → kept) EDGE records, sorted by duplicate
+    dedup/drops/kept-PPPP.bin         KEPT records: per kept document, its duplicates in PPPP
     dedup/removed/part-N.json         per part: written last, marks docs/ and rejects/ written
     dedup/done.json                   the stage's stats, written last; then cc/ is deleted
 """
@@ -64,6 +65,9 @@ class Layout:
 
     def drops(self, p: int) -> str:
         return f"{self.root}/drops/drops-{p:04d}.bin"
+
+    def kept(self, p: int) -> str:
+        return f"{self.root}/drops/kept-{p:04d}.bin"
 
     def drops_done(self, p: int) -> str:
         return f"{self.root}/drops/done/drops-{p:04d}.json"

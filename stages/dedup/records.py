@@ -20,6 +20,7 @@ from stages.write import commit, temp_path
 
 BAND = np.dtype([("hash", "<u8"), ("prio", "<u8"), ("key", "<u8")])  # one document in one band
 EDGE = np.dtype([("vk", "<u8"), ("vp", "<u8"), ("mk", "<u8"), ("mp", "<u8")])  # v → m, m better
+KEPT = np.dtype([("key", "<u8"), ("copies", "<u8")])  # a kept document, and duplicates dropped for it
 ORIGIN_SHIFT = np.uint64(56)
 PART_SHIFT = np.uint64(32)
 

@@ -20,6 +20,7 @@ from stages.dedup.layout import Layout
 from stages.write import DOC_SCHEMA, PartWriter, schemas, write_json_atomic
 
 BATCH = 2000
+DUPLICATES = pa.field("duplicates", pa.int32())  # documents of this run dropped in favour of this one
 
 
 def read_ids(path: str) -> tuple[list[str], np.ndarray]:
@@ -51,23 +52,36 @@ def drop_list(run_dir: str, part: int, partitions: int, against: list[str]) -> d
     return out
 
 
+def copies_of_kept(run_dir: str, part: int, partitions: int) -> dict[int, int]:
+    """Row → how many documents of this run were dropped in favour of it, for this part."""
+    lay = Layout(run_dir)
+    lo, hi = records.part_range(part)
+    counts: Counter = Counter()
+    for p in range(partitions):  # a kept document's duplicates are spread over the partitions
+        found = records.read_range(lay.kept(p), records.KEPT, lo, hi)
+        counts.update(dict(zip(records.key_row(found["key"]).tolist(), found["copies"].tolist())))
+    return counts
+
+
 def remove_task(run_dir: str, part: int, partitions: int, against: list[str], docs_out: str,
                 rejects_out: str | None, compression: str | None) -> dict:
     t0 = time.perf_counter()
     lay = Layout(run_dir)
     drops = drop_list(run_dir, part, partitions, against)
+    copies = copies_of_kept(run_dir, part, partitions)
     dropped: Counter = Counter()
     docs_in = bytes_out = earlier = 0
     with fsspec.open(lay.input_part(part), "rb") as f:
         source = pq.ParquetFile(f)
-        extra = [fld for fld in source.schema_arrow if fld.name not in DOC_SCHEMA.names]
+        extra = [fld for fld in source.schema_arrow if fld.name not in DOC_SCHEMA.names] + [DUPLICATES]
         doc_schema, reject_schema = schemas(extra)
         docs = PartWriter(docs_out, doc_schema, compression)
         rejects = PartWriter(rejects_out, reject_schema, compression) if rejects_out else None
         try:
             for batch in source.iter_batches(batch_size=BATCH):
-                table = pa.Table.from_batches([batch])
-                rows = np.arange(docs_in, docs_in + table.num_rows)
+                rows = np.arange(docs_in, docs_in + batch.num_rows)
+                table = pa.Table.from_batches([batch]).append_column(
+                    DUPLICATES, pa.array([copies.get(r, 0) for r in rows.tolist()], pa.int32()))
                 hit = np.fromiter((r in drops for r in rows.tolist()), bool, len(rows))
                 kept = table.filter(pa.array(~hit))
                 docs.write_table(kept)
