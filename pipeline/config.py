@@ -13,7 +13,9 @@ from typing import Any, Literal
 
 import fsspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -139,7 +141,7 @@ class MinHashConfig(Strict):
 
     @field_validator("rows")
     @classmethod
-    def _fits(cls, rows: int | None, info) -> int | None:
+    def _fits(cls, rows: int | None, info: ValidationInfo) -> int | None:
         bands = info.data.get("bands")
         if (bands is None) != (rows is None):
             raise ValueError("give both bands and rows, or neither")
@@ -388,8 +390,7 @@ def _check_dedup(cfg: Config) -> None:
     dedup = cfg.stages.dedup
     if not dedup.exact and dedup.minhash is None:
         raise ConfigError("stages.dedup: exact is false and minhash is off: nothing to dedup on")
-    numeric = [f.name for f in DOC_SCHEMA if f.type.num_fields == 0 and f.name not in
-               ("id", "source", "url", "domain", "warc_record_id", "charset", "text", "language")]
+    numeric = [f.name for f in DOC_SCHEMA if f.type != "string"]  # warc_date, html_bytes, language_score
     if cfg.stages.filters is not None:
         from filters import FILTERS
 
