@@ -10,7 +10,8 @@
 2. Memory: the pages and mutated copies of them (1×, 4×, … the sample), in parts of one copy
    each, through every dedup step with a small task budget; each task in a fresh process, its
    peak RSS recorded. Against it: datasketch's in-memory MinHashLSH over the same corpus.
-3. Ground truth: copies of every page with realistic edits at known Jaccard (bench/dedup_corpus.py);
+3. The whole stage on one core, ours against datatrove's four MinHash stages, same documents.
+4. Ground truth: copies of every page with realistic edits at known Jaccard (bench/dedup_corpus.py);
    precision/recall of LSH candidates (documents sharing a bucket) and of the final clusters.
 """
 
@@ -148,6 +149,70 @@ def speed(texts: list[str]) -> dict:
     return {name: round(v, 1) for name, v in results.items()}
 
 
+# --- the whole stage ------------------------------------------------------------------------------
+
+
+def whole_stage(texts: list[str], copies: int) -> dict:
+    """Documents per second of the whole dedup, on one core: ours in process (signatures →
+    buckets → components → remove, Parquet in and out) against datatrove's four MinHash stages
+    (JSONL in and out, LocalPipelineExecutor with one worker), same documents, same b × r."""
+    import gzip
+    import json
+
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    docs = list(replicated_corpus(texts, copies))
+    per_part = len(texts)
+    n_parts = copies
+    work = Path(tempfile.mkdtemp())
+    cfg = parse_config({"run": {"name": "ours", "output": str(work)}, "inputs": [{"name": "x", "paths": [__file__]}],
+                        "stages": {"ingest": {}, "extract": {}, "dedup": {}, "write": {}}})
+    parts = write_parts(cfg.run_dir, docs, per_part)
+    t0 = time.perf_counter()
+    stats, failures = run_dedup(cfg, parts, run_in_process)
+    ours_s = time.perf_counter() - t0
+    assert not failures
+
+    lsh = LshParams.choose(0.8, NUM_PERM, 1, 5, (0.5, 0.5), None, None)
+    mh = MinhashConfig(n_grams=5, num_buckets=lsh.bands, hashes_per_bucket=lsh.rows, seed=1)
+    src = work / "jsonl"
+    src.mkdir()
+    for p in range(n_parts):
+        with gzip.open(src / f"part-{p:05d}.jsonl.gz", "wt", encoding="utf-8") as f:
+            for doc_id, text in docs[p * per_part:(p + 1) * per_part]:
+                f.write(json.dumps({"id": doc_id, "text": text}) + "\n")
+    dt = work / "datatrove"
+    stages = [
+        LocalPipelineExecutor([JsonlReader(str(src)), MinhashDedupSignature(str(dt / "sigs"), config=mh)],
+                              tasks=n_parts, workers=1, logging_dir=str(dt / "logs/1")),
+        LocalPipelineExecutor([MinhashDedupBuckets(str(dt / "sigs"), str(dt / "buckets"), config=mh)],
+                              tasks=mh.num_buckets, workers=1, logging_dir=str(dt / "logs/2")),
+        LocalPipelineExecutor([MinhashDedupCluster(str(dt / "buckets"), str(dt / "remove"), config=mh)],
+                              tasks=1, workers=1, logging_dir=str(dt / "logs/3")),
+        LocalPipelineExecutor([JsonlReader(str(src)), MinhashDedupFilter(str(dt / "remove")),
+                               JsonlWriter(str(dt / "out"))], tasks=n_parts, workers=1, logging_dir=str(dt / "logs/4")),
+    ]
+    t0 = time.perf_counter()
+    for stage in stages:
+        stage.run()
+    datatrove_s = time.perf_counter() - t0
+    kept = sum(1 for f in (dt / "out").glob("*.jsonl.gz") for _ in gzip.open(f, "rt"))
+    shutil.rmtree(work)
+    return {
+        "documents": len(docs),
+        "gristmill": {"docs_per_s": round(len(docs) / ours_s, 1), "seconds": round(ours_s, 2),
+                      "dropped": sum(stats.dropped.values())},
+        "datatrove": {"docs_per_s": round(len(docs) / datatrove_s, 1), "seconds": round(datatrove_s, 2),
+                      "dropped": len(docs) - kept},
+        "ratio": round(datatrove_s / ours_s, 2),
+    }
+
+
 # --- memory --------------------------------------------------------------------------------------
 
 
@@ -275,7 +340,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--copies", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--budget-mb", type=float, default=4.0, help="dedup task_memory_mb for the memory runs")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["speed", "memory", "truth"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["speed", "memory", "truth", "stage"])
+    ap.add_argument("--stage-copies", type=int, default=4, help="copies of the pages for the whole-stage timing")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dedup.json"))
     args = ap.parse_args()
     texts = page_texts()
@@ -294,6 +360,10 @@ def main() -> None:
         base = result["speed_docs_per_s_one_core"]["datasketch MinHash.update per shingle (sha1)"]
         print(markdown_table(["signatures", "docs/s/core", "vs datasketch per shingle"],
                              [(k, v, f"{v / base:.1f}x") for k, v in result["speed_docs_per_s_one_core"].items()]))
+    if "stage" not in args.skip:
+        pin_to_core()
+        result["whole_stage_one_core"] = whole_stage(texts, args.stage_copies)
+        print(result["whole_stage_one_core"])
     write_json(args.out, result)
 
 
