@@ -278,8 +278,9 @@ def memory(texts: list[str], copies_list: list[int], budget_mb: float) -> list[d
     import json
 
     rows = []
-    texts_file = tempfile.mktemp(suffix=".json")
-    Path(texts_file).write_text(json.dumps(texts))
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(texts, f)
+    texts_file = f.name
     with ProcessPoolExecutor(1, mp_context=get_context("forkserver"), max_tasks_per_child=1) as pool:
         baseline = pool.submit(_measured, _noop, ()).result()[1]
     for copies in copies_list:

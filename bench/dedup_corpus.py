@@ -259,6 +259,35 @@ def bucket_pairs(run_dir: str, parts: list[int]) -> set[frozenset]:
     return found
 
 
+def datasketch_clusters(texts: dict, threshold: float = 0.8, num_perm: int = 128) -> list[set]:
+    """Clusters of more than one key by datasketch alone: its in-memory MinHashLSH over
+    `MinHash(hashfunc=shingle_hash32)` signatures, every document queried, results unioned."""
+    from datasketch import MinHash, MinHashLSH
+
+    from stages.dedup.minhash import shingle_hash32
+
+    lsh, minhashes = MinHashLSH(threshold=threshold, num_perm=num_perm), {}
+    for key, text in texts.items():
+        m = MinHash(num_perm=num_perm, seed=1, hashfunc=shingle_hash32)
+        m.update_batch(shingles(normalise(text), 5))
+        lsh.insert(key, m)
+        minhashes[key] = m
+    parent = {key: key for key in texts}
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for key, m in minhashes.items():
+        for other in lsh.query(m):
+            parent[find(other)] = find(key)
+    clusters: dict = {}
+    for key in texts:
+        clusters.setdefault(find(key), set()).add(key)
+    return [c for c in clusters.values() if len(c) > 1]
+
+
 def clusters_from_rejects(run_dir: str) -> list[set[str]]:
     """Clusters of more than one document, from dedup's rejects (each names the kept document)."""
     import pyarrow.dataset as ds

@@ -185,7 +185,8 @@ def _tokenize(cfg: Config, shards: list[Shard], stats: RunStats, limit: int, pro
     parts = [docs_path(run_dir, s.part) for s in shards]
     tok_path = tcfg.tokenizer or f"{run_dir}/tokenizer.json"
     if tcfg.tokenizer is None and not exists(tok_path):
-        total = stats.stages[_last_writer(stats)].bytes_out if _last_writer(stats) else 0
+        last = _last_writer(stats)
+        total = stats.stages[last].bytes_out if last else 0
         train = ray.remote(num_cpus=1)(tokenize.train_tokenizer)
         try:
             ray.get(train.remote(parts, total, tcfg, tok_path))

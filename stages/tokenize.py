@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from pipeline.config import TokenizeConfig
-from stages.write import commit, temp_path, write_json_atomic
+from stages.write import open_atomic, write_json_atomic
 
 ENCODE_BATCH = 256
 
@@ -49,12 +49,8 @@ def train_tokenizer(parts: list[str], total_bytes: int, cfg: TokenizeConfig, out
         show_progress=False,
     )
     tok.train_from_iterator(sample_texts(parts, total_bytes, cfg.train_sample_bytes), trainer)
-    fs, p = fsspec.core.url_to_fs(out_path)
-    fs.makedirs(p.rpartition("/")[0], exist_ok=True)
-    tmp = temp_path(p)
-    with fs.open(tmp, "w") as f:
+    with open_atomic(out_path, "w") as f:
         f.write(tok.to_str())
-    commit(fs, tmp, p)
     return {"vocab_size": tok.get_vocab_size(), "path": out_path}
 
 
@@ -77,21 +73,15 @@ def tokenize_part(part: str, tokenizer_path: str, prefix: str, source: str, eos_
     vocab = tok.get_vocab_size()
     dtype = np.uint16 if vocab <= 2**16 else np.uint32
     texts = pq.read_table(part, columns=["text"])["text"].to_pylist()
-    fs, p = fsspec.core.url_to_fs(prefix)
-    fs.makedirs(p.rpartition("/")[0], exist_ok=True)
     offsets = [0]
-    tmp_bin = temp_path(p + ".bin")
-    with fs.open(tmp_bin, "wb") as f:
+    with open_atomic(prefix + ".bin") as f:  # the .json, written last, marks the shard complete
         for i in range(0, len(texts), ENCODE_BATCH):
             for enc in tok.encode_batch(texts[i:i + ENCODE_BATCH], add_special_tokens=False):
                 ids = np.asarray(enc.ids + [eos], dtype=dtype)
                 f.write(ids.tobytes())
                 offsets.append(offsets[-1] + len(ids))
-    tmp_idx = temp_path(p + ".idx")
-    with fs.open(tmp_idx, "wb") as f:
+    with open_atomic(prefix + ".idx") as f:
         f.write(np.asarray(offsets, dtype=np.int64).tobytes())
-    commit(fs, tmp_bin, p + ".bin")
-    commit(fs, tmp_idx, p + ".idx")
     meta = {
         "source": source,
         "docs_part": part,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
 import fsspec
 import pyarrow as pa
@@ -47,27 +49,35 @@ def commit(fs: fsspec.AbstractFileSystem, tmp: str, final: str) -> None:
     fs.mv(tmp, final)  # a rename on local disk and HDFS; copy+delete on object stores
 
 
+@contextmanager
+def open_atomic(path: str, mode: str = "wb") -> Iterator[IO]:
+    """Open `path` for writing under a temp name; renamed to `path` only if the block succeeds."""
+    fs, p = fsspec.core.url_to_fs(path)
+    fs.makedirs(p.rpartition("/")[0], exist_ok=True)
+    tmp = temp_path(p)
+    try:
+        with fs.open(tmp, mode) as f:
+            yield f
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+    commit(fs, tmp, p)
+
+
 def exists(path: str) -> bool:
     fs, p = fsspec.core.url_to_fs(path)
     return fs.exists(p)
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
-    fs, p = fsspec.core.url_to_fs(path)
-    fs.makedirs(p.rpartition("/")[0], exist_ok=True)
-    tmp = temp_path(p)
-    with fs.open(tmp, "w") as f:
+    with open_atomic(path, "w") as f:
         json.dump(obj, f, indent=1, sort_keys=False, default=str)
-    commit(fs, tmp, p)
 
 
 def write_table_atomic(path: str, table: pa.Table) -> None:
-    fs, p = fsspec.core.url_to_fs(path)
-    fs.makedirs(p.rpartition("/")[0], exist_ok=True)
-    tmp = temp_path(p)
-    with fs.open(tmp, "wb") as f:
+    with open_atomic(path) as f:
         pq.write_table(table, f)
-    commit(fs, tmp, p)
 
 
 def read_json(path: str) -> Any:

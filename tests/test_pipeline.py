@@ -215,10 +215,7 @@ def test_dedup_end_to_end_and_against_an_earlier_run(work):
     """On Ray: the same WARC records in several edge-case files collapse to one, clusters equal
     datasketch's MinHashLSH on the run's documents, and a recrawl run against this one drops
     what it already has."""
-    from datasketch import MinHash, MinHashLSH
-
-    from bench.dedup_corpus import clusters_from_rejects
-    from stages.dedup.minhash import normalise, shingle_hash32, shingles
+    from bench.dedup_corpus import clusters_from_rejects, datasketch_clusters
 
     raw = make_config(work, INPUTS, name="deduped", dedup={}, tokenize={"vocab_size": 4096})
     raw["stages"] = {k: raw["stages"][k] for k in ("ingest", "extract", "lid", "dedup", "write", "tokenize")}
@@ -239,27 +236,9 @@ def test_dedup_end_to_end_and_against_an_earlier_run(work):
     assert {d["id"] for d in docs} >= {r["duplicate_of"] for r in rejects}
 
     before = ds.dataset(run_dir / "pre_dedup", format="parquet").to_table(columns=["id", "text"]).to_pylist()
-    lsh, minhashes = MinHashLSH(threshold=0.8, num_perm=128), {}
-    for i, d in enumerate(before):
-        m = MinHash(num_perm=128, seed=1, hashfunc=shingle_hash32)
-        m.update_batch(shingles(normalise(d["text"]), 5))
-        lsh.insert(i, m)
-        minhashes[i] = m
-    parent = list(range(len(before)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    for i, m in minhashes.items():
-        for j in lsh.query(m):
-            parent[find(j)] = find(i)
-    theirs: dict[int, set] = {}
-    for i in minhashes:
-        theirs.setdefault(find(i), set()).add(i)
+    theirs = datasketch_clusters({i: d["text"] for i, d in enumerate(before)})
     # as id sets: the same record in two files is one id, so compare the ids a cluster spans
-    theirs_ids = sorted(sorted({before[i]["id"] for i in c}) for c in theirs.values() if len(c) > 1)
+    theirs_ids = sorted(sorted({before[i]["id"] for i in c}) for c in theirs)
     assert theirs_ids == sorted(sorted(c) for c in clusters_from_rejects(str(run_dir)))
 
     recrawl = make_config(work, {"news": INPUTS["news"]}, name="recrawl", dedup={"against": [str(run_dir)]})

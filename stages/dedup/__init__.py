@@ -163,9 +163,10 @@ def run_dedup(cfg: Config, parts: list[int], execute: Execute) -> tuple[StageSta
 
 
 def _failures(step: str, failed: list[tuple[tuple, str]]) -> list[dict]:
-    """As the runner reports them: the part for per-part steps, else the task's arguments."""
-    return [{"stage": step, "part": a[1] if isinstance(a[1], int) and "round" not in step else None,
-             "input": repr(a[1:4]), "error": err} for a, err in failed]
+    """As the runner reports them: the part for per-part steps (whose second argument it is)."""
+    per_part = step in ("dedup_signatures", "dedup_remove")
+    return [{"stage": step, "part": a[1] if per_part else None, "input": repr(a[1:4]), "error": err}
+            for a, err in failed]
 
 
 def run_in_process(fn: Callable, args: list[tuple], desc: str) -> tuple[list, list[tuple[tuple, str]]]:

@@ -33,9 +33,7 @@ def read_partition(round_dir: str, p: int) -> np.ndarray:
     fs, root = fsspec.core.url_to_fs(round_dir)
     paths = sorted(path for path in fs.glob(f"{root}/*-to-{p:04d}.bin")
                    if not path.rpartition("/")[2].startswith(".tmp-"))  # a killed task's leftovers
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
-    chunks = [records.read(prefix + path, records.EDGE) for path in paths]
+    chunks = [np.frombuffer(fs.cat_file(path), records.EDGE) for path in paths]
     return np.concatenate(chunks) if chunks else np.zeros(0, records.EDGE)
 
 

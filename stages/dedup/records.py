@@ -16,7 +16,7 @@ import bisect
 import fsspec
 import numpy as np
 
-from stages.write import commit, temp_path
+from stages.write import open_atomic
 
 BAND = np.dtype([("hash", "<u8"), ("prio", "<u8"), ("key", "<u8")])  # one document in one band
 EDGE = np.dtype([("vk", "<u8"), ("vp", "<u8"), ("mk", "<u8"), ("mp", "<u8")])  # v → m, m better
@@ -47,12 +47,8 @@ def part_range(part: int) -> tuple[int, int]:
 
 
 def write(path: str, records: np.ndarray) -> None:
-    fs, p = fsspec.core.url_to_fs(path)
-    fs.makedirs(p.rpartition("/")[0], exist_ok=True)
-    tmp = temp_path(p)
-    with fs.open(tmp, "wb") as f:
+    with open_atomic(path) as f:
         f.write(records.tobytes())
-    commit(fs, tmp, p)
 
 
 def read(path: str, dtype: np.dtype) -> np.ndarray:

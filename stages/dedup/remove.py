@@ -37,13 +37,15 @@ def drop_list(run_dir: str, part: int, partitions: int, against: list[str]) -> d
     edges = np.concatenate(found) if found else np.zeros(0, records.EDGE)
     if not len(edges):
         return {}
-    _, own_hash = read_ids(lay.ids_file(part))
+    own = read_ids(lay.ids_file(part))
+    own_hash = own[1]
     rows = records.key_row(edges["vk"]).astype(np.int64)
     kept = edges["mk"]
     origin, kept_part, kept_row = records.key_origin(kept), records.key_part(kept), records.key_row(kept)
     out: dict[int, tuple[str, str, bool]] = {}
     for o, kp in sorted(set(zip(origin.tolist(), kept_part.tolist()))):  # one kept part at a time
-        ids, hashes = read_ids(Layout(run_dir if o == 0 else against[o - 1]).ids_file(kp))
+        ids, hashes = own if (o, kp) == (0, part) else \
+            read_ids(Layout(run_dir if o == 0 else against[o - 1]).ids_file(kp))
         sel = np.flatnonzero((origin == o) & (kept_part == kp))
         for i in sel.tolist():
             r, kr = int(rows[i]), int(kept_row[i])
