@@ -2,7 +2,7 @@
 
 - `near_duplicate_set`: per real document, edited copies of the kinds crawls are full of —
   changed boilerplate, inserted ads, truncation, re-ordered paragraphs, word edits, and changes of
-  case / whitespace / Unicode form / quotes (an encoding round trip) — each aimed at a Jaccard
+  case / whitespace / Unicode form / quotes — each aimed at a Jaccard
   similarity to the original. Every pair's true Jaccard is computed exactly from its shingles.
 - `pair_scores`: precision and recall of a clustering against those true similarities.
 - `replicated_corpus`: the same documents copied and mutated N times, for memory scaling.
