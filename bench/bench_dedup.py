@@ -12,7 +12,8 @@
    peak RSS recorded. Against it: datasketch's in-memory MinHashLSH over the same corpus.
 3. The whole stage on one core, ours against datatrove's four MinHash stages, same documents.
 4. Ground truth: copies of every page with realistic edits at known Jaccard (bench/dedup_corpus.py);
-   precision/recall of LSH candidates (documents sharing a bucket) and of the final clusters.
+   precision/recall of LSH candidates (documents sharing a bucket) and of the final clusters; and
+   the same with the normalisation before issue #9 (a kana or Han character per word), for comparison.
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ from datasketch import MinHash
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
 from bench.dedup_corpus import (  # noqa: E402
-    bucket_pairs, cluster_pairs, clusters_from_rejects, near_duplicate_set, pair_scores,
-    replicated_corpus, write_parts,
+    bucket_pairs, character_words, cluster_pairs, clusters_from_rejects, near_duplicate_set, normalised_by,
+    pair_scores, replicated_corpus, write_parts,
 )
 from pipeline.config import ExtractConfig, parse_config  # noqa: E402
 from pipeline.stats import StageStats  # noqa: E402
 from stages.dedup import run_dedup, run_in_process  # noqa: E402
-from stages.dedup.minhash import LshParams, normalise, shingle_hashes, shingles, sign, signatures  # noqa: E402
+from stages.dedup.minhash import (  # noqa: E402
+    HAS_CJK, LshParams, normalise, shingle_hashes, shingles, sign, signatures,
+)
 from stages.extract import TrafilaturaExtract  # noqa: E402
 from stages.ingest import read_all  # noqa: E402
 
@@ -73,9 +76,9 @@ def ours(texts: list[str], lsh: LshParams) -> None:
         sign(texts[i:i + BATCH], lsh)
 
 
-def ours_signature_only(texts: list[str]) -> None:
+def ours_signature_only(texts: list[str], normalised=normalise) -> None:
     for i in range(0, len(texts), BATCH):
-        norm = [normalise(t) for t in texts[i:i + BATCH]]
+        norm = [normalised(t) for t in texts[i:i + BATCH]]
         h, doc = shingle_hashes(norm, 5)
         signatures(h, doc, len(norm), NUM_PERM, 1)
 
@@ -137,6 +140,8 @@ def speed(texts: list[str]) -> dict:
         "gristmill signatures task (Parquet part in, sorted index files out)": signatures_step(texts),
         "gristmill (signature + bands + exact hash)": rate(lambda t: ours(t, lsh), texts, 5),
         "gristmill (signature only)": rate(ours_signature_only, texts, 5),
+        "gristmill (signature only), a kana or Han character per word (before issue #9)":
+            rate(lambda t: ours_signature_only(t, character_words), texts, 5),
         "datasketch MinHash.update per shingle (sha1)": rate(datasketch_update, texts, 1),
         "datasketch update_batch (sha1)": rate(datasketch_batch, texts, 3),
         "datasketch update_batch (xxh32)": rate(lambda t: datasketch_batch(t, xxhash.xxh32_intdigest), texts, 3),
@@ -327,6 +332,7 @@ def ground_truth(texts: list[str]) -> dict:
     result = {
         "documents": len(docs),
         "originals": sum(d.kind == "original" for d in docs),
+        "originals_with_kana_or_han": sum(bool(HAS_CJK.search(d.text)) for d in docs if d.kind == "original"),
         "bands_x_rows": f"{lsh.bands} x {lsh.rows}",
         "candidate_probability": {j: round(lsh.probability(j), 3) for j in (0.7, 0.75, 0.8, 0.825, 0.85, 0.9, 0.95)},
         "lsh_candidates": pair_scores(docs, bucket_pairs(cfg.run_dir, parts), 0.8),
@@ -352,6 +358,9 @@ def main() -> None:
     if "truth" not in args.skip:
         result["ground_truth"] = ground_truth(texts)
         print(result["ground_truth"], flush=True)
+        with normalised_by(character_words):  # the same, with a kana or Han character per word (v1)
+            result["ground_truth_character_words"] = ground_truth(texts)
+        print(result["ground_truth_character_words"], flush=True)
     if "memory" not in args.skip:
         result["memory"] = memory(texts, args.copies, args.budget_mb)
         result["memory_budget_mb"] = args.budget_mb

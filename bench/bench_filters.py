@@ -4,8 +4,8 @@ chain with and without the filters stage, on the packed benchmark pages, one cor
     python bench/bench_filters.py [--limit N] [--out bench/results/filters.json]
 
 1. Filters alone, on the same extracted documents (texts and languages from gristmill's chain):
-   each of our filters and datatrove's counterpart at the same thresholds, documents per second,
-   and their agreement on keep/drop.
+   each of our filters under `compat: datatrove` and datatrove's counterpart at the same
+   thresholds, documents per second, and their agreement on keep/drop.
 2. The fused chain (ingest → extract → lid [→ filters]) in-process, with and without filters.
 """
 
@@ -46,7 +46,7 @@ DATATROVE_LANGUAGES = {"en", "de", "fr", "es", "pl", "ru", "zh", "it", "pt", "nl
 def chain_config(inputs: list[str], with_filters: bool) -> dict:
     stages = {"ingest": {}, "extract": {}, "lid": {}}
     if with_filters:
-        stages["filters"] = {"default": {name: {} for name in HEURISTICS}}
+        stages["filters"] = {"compat": "datatrove", "default": {name: {} for name in HEURISTICS}}
     stages["write"] = {}
     return {"inputs": [{"name": "bench", "paths": inputs}], "stages": stages}
 
@@ -70,7 +70,7 @@ def ours(name: str, docs: list[dict]) -> tuple[list[bool], float]:
     keep = []
     t0 = time.perf_counter()
     for d in docs:
-        f = built.get(d["language"]) or built.setdefault(d["language"], cls(cls.Params(), d["language"]))
+        f = built.get(d["language"]) or built.setdefault(d["language"], cls(cls.Params(compat="datatrove"), d["language"]))
         _, reason = f(TextView(d["text"], d["language"], d["url"]))
         keep.append(reason is None)
     return keep, time.perf_counter() - t0
@@ -82,7 +82,7 @@ def ours_together(docs: list[dict]) -> float:
     t0 = time.perf_counter()
     for d in docs:
         chain = built.get(d["language"]) or built.setdefault(
-            d["language"], [FILTERS[n](FILTERS[n].Params(), d["language"]) for n in HEURISTICS])
+            d["language"], [FILTERS[n](FILTERS[n].Params(compat="datatrove"), d["language"]) for n in HEURISTICS])
         view = TextView(d["text"], d["language"], d["url"])
         for f in chain:
             f(view)

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import sys
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
-from stages.dedup.minhash import normalise, shingles
+from stages.dedup.minhash import CJK, normalise, shingles
 
 BOILERPLATE = [
     "Home", "News", "Sport", "Business", "Culture", "Opinion", "Sign in", "Subscribe now",
@@ -39,6 +42,27 @@ AD_LINES = [
     "Limited offer: get {x} with free delivery and {p} days to return it.",
 ]
 KINDS = ("boilerplate", "ads", "truncate", "reorder", "word_edits", "format")
+
+
+def character_words(text: str) -> str:
+    """The normalisation before issue #9 (`nfkc-casefold-words-cjkchars-v1`): every kana or Han
+    character a word of its own. For comparisons only."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.findall(f"[{CJK}]|[^\\W{CJK}]+", text))
+
+
+@contextmanager
+def normalised_by(fn: Callable[[str], str]) -> Iterator[None]:
+    """Run dedup and this module's Jaccard with another normalisation (dedup in process only)."""
+    import stages.dedup.minhash as minhash
+
+    module = sys.modules[__name__]
+    saved = minhash.normalise, module.normalise
+    minhash.normalise = module.normalise = fn
+    try:
+        yield
+    finally:
+        minhash.normalise, module.normalise = saved
 
 
 def jaccard(a: str, b: str, n: int = 5) -> float:
@@ -169,11 +193,12 @@ def pair_scores(docs: list[Doc], found: set[frozenset], threshold: float) -> dic
     tp = sum(1 for p in found if truth[p] >= threshold)
     positives = sum(1 for j in truth.values() if j >= threshold)
     bins = [(threshold, 0.85), (0.85, 0.9), (0.9, 0.95), (0.95, 1.0), (1.0, 1.01)]
-    recall_by_jaccard = {}
+    recall_by_jaccard, pairs_by_jaccard = {}, {}
     for lo, hi in bins:
         pairs = [p for p, j in truth.items() if lo <= j < hi]
         if pairs:
             recall_by_jaccard[f"{lo:.2f}-{min(hi, 1):.2f}"] = round(sum(p in found for p in pairs) / len(pairs), 4)
+            pairs_by_jaccard[f"{lo:.2f}-{min(hi, 1):.2f}"] = len(pairs)
     kinds: dict[str, list[int]] = {}
     for p, j in truth.items():
         a, b = (by_id[i] for i in sorted(p))
@@ -189,6 +214,7 @@ def pair_scores(docs: list[Doc], found: set[frozenset], threshold: float) -> dic
         "precision": round(tp / len(found), 4) if found else 1.0,
         "recall": round(tp / positives, 4) if positives else 1.0,
         "recall_by_jaccard": recall_by_jaccard,
+        "pairs_by_jaccard": pairs_by_jaccard,
         "recall_by_edit": {k: round(v[1] / sum(v), 4) for k, v in sorted(kinds.items())},
     }
 

@@ -8,9 +8,9 @@ None to keep the document or a short reason to drop it. It never changes the tex
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from filters.text import TextView
 
@@ -19,6 +19,25 @@ class FilterParams(BaseModel):
     """Base of every filter's parameters: the YAML mapping under its name in the config."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+Compat = Literal["paper", "datatrove"]
+
+
+class HeuristicParams(FilterParams):
+    """Parameters of a heuristic with two definitions: the paper's (the default), or datatrove
+    0.10.1's exactly (`compat: datatrove`, to reproduce FineWeb), where it deviates. Under
+    `datatrove`, the thresholds in `datatrove_defaults` replace the paper's unless set."""
+
+    datatrove_defaults: ClassVar[dict[str, Any]] = {}
+    compat: Compat = "paper"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _compat_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("compat") == "datatrove":
+            return {**cls.datatrove_defaults, **data}
+        return data
 
 
 class DocFilter:

@@ -1,13 +1,15 @@
 """C4's page heuristics (Raffel et al. 2020, section 2.2), decision only: the text is not changed.
 
-Our own implementation of the rules of datatrove 0.10.1's C4QualityFilter with its defaults
-(line mode, as in C4). datatrove's filter deletes the lines the rules reject and keeps the rest of
+Our own implementation of the rules of datatrove 0.10.1's C4QualityFilter (line mode, as in
+C4), at the paper's thresholds: lines of at least 5 words, pages of at least 3 sentences, and a
+line ends in ". ? !" or a closing quotation mark in any script. `compat: datatrove` reproduces
+datatrove's defaults exactly (3 words, 5 sentences, `. ? ! " '`). datatrove's filter deletes the lines the rules reject and keeps the rest of
 the page; here no text is changed: the page is kept or dropped exactly as datatrove decides, and
 what it would have removed is reported in the signals. Per line (stripped):
 
 1. a line with a word (whitespace-separated) longer than `max_word_length` is removed;
 2. Wikipedia-style citation marks ("[1]", "[edit]", "[citation needed]") are ignored;
-3. a line not ending in terminal punctuation (. ? ! " ') or ending in "..." is removed;
+3. a line not ending in terminal punctuation or ending in "..." is removed;
 4. a line with fewer than `min_words_per_line` words is removed;
 5. "lorem ipsum" in a line still kept drops the page;
 6. a line mentioning "javascript" is removed;
@@ -28,24 +30,29 @@ import re
 
 from pydantic import Field
 
-from filters.base import DocFilter, FilterParams
-from filters.text import SENTENCE_TERMINALS, SENTENCE_TERMINALS_CLASS, TextView, is_punct, tokenize
+from filters.base import DocFilter, HeuristicParams
+from filters.text import CLOSING_QUOTES, SENTENCE_TERMINALS, SENTENCE_TERMINALS_CLASS, TextView, is_punct, tokenize
 
 _CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
-_END_PUNCTUATION = (".", "?", "!", '"', "'")
+_END_PUNCTUATION = (".", "?", "!", '"', "'")  # datatrove's
+# The paper's "terminal punctuation mark (a period, exclamation mark, question mark, or end
+# quotation mark)", in any script: Unicode's sentence terminals and closing quotation marks.
+_PAPER_END_PUNCTUATION = tuple(SENTENCE_TERMINALS | CLOSING_QUOTES)
 _POLICY = re.compile("terms of use|privacy policy|cookie policy|uses cookies|use of cookies|use cookies")
 # A sentence-final character inside a line (before its last character): only then can the line
 # hold more than one sentence.
 _INNER_TERMINAL = re.compile(f"[{SENTENCE_TERMINALS_CLASS}]")
 
 
-class C4QualityParams(FilterParams):
-    """None (or False) turns a rule off."""
+class C4QualityParams(HeuristicParams):
+    """None (or False) turns a rule off. The paper (and its reference code, TFDS `c4_utils`) keeps
+    lines of at least 5 words and pages of at least 3 sentences; datatrove swaps the two."""
 
+    datatrove_defaults = {"min_num_sentences": 5, "min_words_per_line": 3}
     remove_citations: bool = True
     filter_no_terminal_punct: bool = True
-    min_num_sentences: int | None = Field(default=5, ge=0)
-    min_words_per_line: int | None = Field(default=3, ge=0)
+    min_num_sentences: int | None = Field(default=3, ge=0)
+    min_words_per_line: int | None = Field(default=5, ge=0)
     max_word_length: int | None = Field(default=1000, ge=1)
     filter_lorem_ipsum: bool = True
     filter_javascript: bool = True
@@ -74,6 +81,10 @@ class C4Quality(DocFilter):
     signals = ("c4_removed_lines_frac", "c4_removed_chars_frac", "c4_sentences")
     params: C4QualityParams
 
+    def __init__(self, params: C4QualityParams, language: str):
+        super().__init__(params, language)
+        self.end_punctuation = _END_PUNCTUATION if params.compat == "datatrove" else _PAPER_END_PUNCTUATION
+
     def __call__(self, doc: TextView) -> tuple[dict[str, float], str | None]:
         p = self.params
         lines = doc.text.splitlines()
@@ -89,7 +100,7 @@ class C4Quality(DocFilter):
             cited = False
             if p.remove_citations and "[" in line:
                 line, cited = _CITATION.subn("", line)
-            if p.filter_no_terminal_punct and (not line.endswith(_END_PUNCTUATION) or line.endswith("...")):
+            if p.filter_no_terminal_punct and (not line.endswith(self.end_punctuation) or line.endswith("...")):
                 continue
             if p.min_words_per_line is not None and len(words) < p.min_words_per_line:
                 continue

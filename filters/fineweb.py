@@ -1,31 +1,40 @@
 """FineWeb's own quality heuristics (Penedo et al. 2024, "The FineWeb Datasets", section 3.5).
 
-Our own implementation of the rules of datatrove 0.10.1's FineWebQualityFilter with its defaults,
-over the non-blank lines of the page:
+Our own implementation of the rules of datatrove 0.10.1's FineWebQualityFilter, over the
+non-blank lines of the page; `compat: datatrove` reproduces datatrove's defaults exactly:
 
-- `line_punct_ratio`: the share of lines ending in sentence-final punctuation must reach 0.12;
+- `line_punct_ratio`: the share of lines ending in sentence-final punctuation must reach 0.12
+  (the paper's definition, the default, also counts a line ending in a closing quotation mark,
+  'He left.”', as datatrove does not);
 - `short_line_ratio`: at most 67% of the lines may be 30 characters or shorter;
-- `char_dup_ratio`: at most 1% of the characters (newlines aside) may be in lines repeating an
-  earlier line;
-- `list_ratio`: at most 0.3 newlines per word (words: `TextView.words`, with punctuation tokens,
-  as datatrove counts them).
+- `char_dup_ratio`: at most 10% of the characters (newlines aside) may be in lines repeating an
+  earlier line, the paper's threshold (datatrove's default: 1%, which drops clean articles that
+  repeat one sentence, e.g. a pull quote);
+- `list_ratio`: at most 0.3 newlines per word (datatrove's own rule, not in the paper; words:
+  `TextView.words`, with punctuation tokens, as datatrove counts them).
 """
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from filters.base import DocFilter, FilterParams
-from filters.text import SENTENCE_TERMINALS, TextView
+from filters.base import DocFilter, HeuristicParams
+from filters.text import CLOSING_QUOTES, SENTENCE_TERMINALS, TextView
 
 
-class FineWebQualityParams(FilterParams):
+class FineWebQualityParams(HeuristicParams):
+    """Where datatrove deviates from the paper: it drops at a duplicated-line character fraction
+    of 0.01 (the paper: 0.1), and a line ending in a closing quotation mark ('He left.”') does not
+    end in punctuation there."""
+
+    datatrove_defaults = {"char_duplicates_ratio": 0.01}
     line_punct_thr: float | None = Field(default=0.12, ge=0, le=1)  # min share of lines ending in . ! ? …
     line_punct_exclude_zero: bool = False  # keep pages where no line ends a sentence
-    stop_chars: list[str] | None = None  # line endings that count; None: Unicode's sentence terminals
+    stop_chars: list[str] | None = None  # line endings that count; None: Unicode's sentence
+    # terminals (and, in the paper's definition, closing quotation marks)
     short_line_thr: float | None = Field(default=0.67, ge=0, le=1)  # max share of short lines
     short_line_length: int = Field(default=30, ge=0)  # a line this long or shorter is short
-    char_duplicates_ratio: float | None = Field(default=0.01, ge=0)  # max share of chars in repeated lines
+    char_duplicates_ratio: float | None = Field(default=0.1, ge=0)  # max share of chars in repeated lines
     new_line_ratio: float | None = Field(default=0.3, ge=0)  # max newlines per word
 
 
@@ -38,7 +47,9 @@ class FineWebQuality(DocFilter):
 
     def __init__(self, params: FineWebQualityParams, language: str):
         super().__init__(params, language)
-        chars = params.stop_chars if params.stop_chars is not None else SENTENCE_TERMINALS
+        chars = params.stop_chars
+        if chars is None:
+            chars = SENTENCE_TERMINALS if params.compat == "datatrove" else SENTENCE_TERMINALS | CLOSING_QUOTES
         self.stop_chars = tuple(chars)
 
     def __call__(self, doc: TextView) -> tuple[dict[str, float], str | None]:

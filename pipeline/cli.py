@@ -12,6 +12,7 @@ import yaml
 
 from pipeline import env  # noqa: F401
 from pipeline.config import ConfigError, expand_inputs, load_config
+from pipeline.version import code_version
 
 
 def _summary(manifest: dict) -> str:
@@ -31,6 +32,7 @@ def _summary(manifest: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.ray_session import Interrupted, RayUnreachable, interruptible
     from pipeline.runner import run_pipeline
 
     cfg = load_config(args.config, args.set)
@@ -41,9 +43,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("gristmill: --dry-run: the config has no filters stage", file=sys.stderr)
             return 2
         cfg.stages.filters.annotate_only = True
-    manifest = run_pipeline(cfg, address=args.address)
+    with interruptible():
+        try:
+            manifest = run_pipeline(cfg, address=args.address)
+        except RayUnreachable as e:
+            print(f"gristmill: {e}", file=sys.stderr)
+            return 2
+        except Interrupted as e:
+            print(f"gristmill: stopped by {e}; finished parts are kept, rerun the same command to resume",
+                  file=sys.stderr, flush=True)
+            _shutdown_ray()
+            return 128 + e.signum
     print(_summary(manifest))
     return 0 if manifest["status"] == "done" else 1
+
+
+def _shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -57,25 +76,48 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit `gristmill run` as a Ray job, with this repo as its working_dir.
 
-    The config is resolved here (overrides applied, relative paths made absolute) and written to
-    the run's output directory, which every node must reach anyway (shared disk or object store);
-    the job reads it from there.
+    The config is resolved here (overrides applied, relative paths made absolute, every path the
+    run needs checked) and written to the run's output directory, which every node must reach
+    anyway (shared disk or object store); the job reads it from there. A run directory that holds
+    another config is refused here, as `run` refuses it, before anything is written.
     """
     from ray.job_submission import JobSubmissionClient
 
+    from pipeline.runner import check_resume
+    from pipeline.version import CODE_VERSION_VARIABLE
+
     cfg = load_config(args.config, args.set)  # fail here, not on the cluster
+    check_resume(f"{cfg.run_dir}/manifest.json", cfg, expand_inputs(cfg))
     job_config = f"{cfg.run_dir}/submitted-config.yaml"
+    text = yaml.safe_dump(cfg.to_raw(), sort_keys=False)
+    if _read_text(job_config) not in (None, text):
+        raise ConfigError(f"{cfg.run_dir} was submitted with another config ({job_config}); "
+                          "set another run.name to start afresh")
+    try:
+        client = JobSubmissionClient(args.address)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        print(f"gristmill: cannot reach the Ray job API at {args.address}: {str(e).splitlines()[0]}",
+              file=sys.stderr)
+        return 2
     with fsspec.open(job_config, "w", auto_mkdir=True) as f:
-        yaml.safe_dump(cfg.to_raw(), f, sort_keys=False)
+        f.write(text)
     root = Path(__file__).resolve().parent.parent
-    client = JobSubmissionClient(args.address)
     job_id = client.submit_job(
         entrypoint=f"python -m pipeline run {job_config} --address auto --no-progress",
         runtime_env={"working_dir": str(root),
+                     "env_vars": {CODE_VERSION_VARIABLE: code_version()},  # the job's copy has no .git
                      "excludes": [".venv", ".git", "out", ".cache", "*.parquet", "*.bin"]},
     )
     print(json.dumps({"job_id": job_id, "address": args.address, "config": job_config}))
     return 0
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with fsspec.open(path, "r") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
 
 
 _TRAIN_QUALITY_OPTS = [  # flag, type, help; defaults are train_quality_model's (the JSON shows them)
@@ -128,6 +170,7 @@ def _add_train_quality(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gristmill", description=__doc__)
+    p.add_argument("--version", action="version", version=f"gristmill {code_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     for name, fn, help_ in [("run", cmd_run, "run or resume a pipeline"),
                             ("validate", cmd_validate, "check a config and its inputs"),
@@ -138,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a config value, e.g. stages.lid.threshold=0.7")
         sp.set_defaults(fn=fn)
         if name == "run":
-            sp.add_argument("--address", help="Ray cluster address (default: embedded local Ray)")
+            sp.add_argument("--address", help="Ray cluster address: host:port, ray://host:port or auto "
+                                              "(default: a private Ray on 127.0.0.1)")
             sp.add_argument("--no-progress", action="store_true")
             sp.add_argument("--dry-run", action="store_true",
                             help="filters compute every signal but drop nothing (stages.filters.annotate_only)")

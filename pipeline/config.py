@@ -38,8 +38,9 @@ class RunConfig(Strict):
 
 
 class ExecutionConfig(Strict):
-    address: str | None = None  # None: embedded local Ray; "auto" or host:port: an existing cluster
-    num_cpus: int | None = Field(default=None, ge=1)  # embedded Ray only; None = all cores
+    address: str | None = None  # None: a private Ray on 127.0.0.1; "auto" or host:port: a cluster
+    num_cpus: int | None = Field(default=None, ge=1)  # private Ray only; None = all cores
+    connect_timeout_s: float = Field(default=60.0, gt=0)  # an address that answers slower fails
     max_in_flight: int | None = Field(default=None, ge=1)  # shard tasks queued at once; None = 2 × CPUs
     progress: bool = True
 
@@ -55,6 +56,7 @@ class ExtractConfig(Strict):
     fast: bool = True  # trafilatura without its readability/jusText fallbacks (see BENCHMARKS.md)…
     fallback_below_chars: int = Field(default=1200, ge=0)  # …unless the fast text is this short
     timeout_s: float = Field(default=5.0, gt=0)  # per document; overruns count as `extract_timeout`
+    isolate: bool = True  # extract in a child process killed at the limit (else SIGALRM: fires late)
     min_chars: int = Field(default=1, ge=0)  # shorter results count as `empty_text`
     include_tables: bool = True
 
@@ -79,6 +81,8 @@ class FiltersConfig(Strict):
     """Document filters (filters/), applied in the order listed, per document language."""
 
     annotate_only: bool = False  # dry run: compute every signal, drop nothing (would-be drops are counted)
+    compat: Literal["paper", "datatrove"] = "paper"  # the heuristics' definitions: the papers', or
+    # datatrove 0.10.1's exactly (to reproduce FineWeb); a filter's own `compat` parameter wins
     default: dict[str, dict[str, Any]] = {}  # filter name → its parameters ({} = its defaults)
     languages: dict[str, dict[str, dict[str, Any] | bool]] = {}  # per language: replace a filter's
     # parameters, or `false` to switch it off for that language; languages not listed use `default`
@@ -116,6 +120,7 @@ class PiiConfig(Strict):
     score_threshold: float = Field(default=0.0, ge=0, le=1)  # presidio's minimum score
     prescreen: bool = True  # analyze only windows around regex candidates (False: whole documents)
     window_chars: int = Field(default=50, ge=20)  # text kept each side of a candidate (see stages/pii.py)
+    max_phone_candidates: int = Field(default=2_000, ge=1)  # per document; past it: counted, not analyzed
 
     @field_validator("allow_patterns")
     @classmethod
@@ -420,4 +425,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> Config:
     base_dir = Path(path).resolve().parent if "://" not in str(path) else Path.cwd()
     cfg = parse_config(raw, base_dir)
     expand_inputs(cfg)
+    from pipeline.preflight import check_paths  # (it imports the stages, which import this module)
+
+    check_paths(cfg)
     return cfg

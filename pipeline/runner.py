@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from pathlib import Path
 
 from pipeline import env  # noqa: F401  (Ray/HF settings; must precede `import ray`)
 import fsspec
@@ -14,45 +12,21 @@ import ray
 from tqdm import tqdm
 
 from pipeline.config import Config, ConfigError, expand_inputs
+from pipeline.preflight import check_paths
+from pipeline.ray_session import Interrupted, choose_address, connect, raise_if_interrupted
+from pipeline.version import code_version
 from pipeline.shard import Shard, docs_path, process_shard, stats_path
 from pipeline.stats import RunStats
 from stages import tokenize
 from stages.write import exists, read_json, write_json_atomic
 
 RESUME_KEYS = ("run", "inputs", "stages")  # what must not change between a run and its rerun
-
-
-def code_version() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha, dirty = "", ""
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        v = version("gristmill")
-    except PackageNotFoundError:
-        v = "0+unknown"
-    return f"{v}+g{sha}{'.dirty' if dirty else ''}" if sha else v
+WAIT_S = 1.0  # the driver wakes at least this often, so that a signal is handled promptly
 
 
 def plan_shards(inputs: dict[str, list[str]]) -> list[Shard]:
     pairs = [(source, path) for source, paths in inputs.items() for path in paths]
     return [Shard(i, source, path) for i, (source, path) in enumerate(pairs)]
-
-
-def init_ray(cfg: Config, address: str | None) -> None:
-    if ray.is_initialized():
-        return
-    address = address or cfg.execution.address
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(num_cpus=cfg.execution.num_cpus, include_dashboard=False, log_to_driver=True,
-                 _node_ip_address="127.0.0.1")
 
 
 def run_tasks(fn: Callable, args: Iterable[tuple], total: int, limit: int, desc: str,
@@ -72,7 +46,8 @@ def run_tasks(fn: Callable, args: Iterable[tuple], total: int, limit: int, desc:
             pending[fn.remote(*a)] = a
         if not pending:
             break
-        ready, _ = ray.wait(list(pending), num_returns=1)
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+        raise_if_interrupted()
         for ref in ready:
             a = pending.pop(ref)
             try:
@@ -85,7 +60,7 @@ def run_tasks(fn: Callable, args: Iterable[tuple], total: int, limit: int, desc:
     return results, failed
 
 
-def _check_resume(manifest_path: str, cfg: Config, inputs: dict[str, list[str]]) -> dict | None:
+def check_resume(manifest_path: str, cfg: Config, inputs: dict[str, list[str]]) -> dict | None:
     if not exists(manifest_path):
         return None
     old = read_json(manifest_path)
@@ -109,19 +84,23 @@ def _clean_temp_files(run_dir: str) -> int:
 
 
 def run_pipeline(cfg: Config, address: str | None = None) -> dict:
-    """Run (or resume) the whole job described by `cfg`; returns the final manifest."""
+    """Run (or resume) the whole job described by `cfg`; returns the final manifest.
+
+    Everything that can be checked is checked before the manifest is written; from then on an
+    error or a signal leaves the manifest saying "failed" or "interrupted" (and re-raises)."""
     started = time.time()
-    progress = cfg.execution.progress
     inputs = expand_inputs(cfg)
-    shards = plan_shards(inputs)
+    check_paths(cfg)
     run_dir = cfg.run_dir
     manifest_path = f"{run_dir}/manifest.json"
-    previous = _check_resume(manifest_path, cfg, inputs)
-    version = code_version()
+    previous = check_resume(manifest_path, cfg, inputs)
+    print(connect(choose_address(address, cfg.execution.address), cfg.execution.num_cpus,
+                  cfg.execution.connect_timeout_s), flush=True)
+    shards = plan_shards(inputs)
     manifest = {
         "run": cfg.run.name,
         "status": "running",
-        "code_version": version,
+        "code_version": code_version(),
         "started_at": (previous or {}).get("started_at") or _now(),
         "resumed": previous is not None,
         "config": cfg.snapshot(),
@@ -129,13 +108,27 @@ def run_pipeline(cfg: Config, address: str | None = None) -> dict:
         "parts": len(shards),
     }
     write_json_atomic(manifest_path, manifest)
-    stale = _clean_temp_files(run_dir)
+    try:
+        manifest.update(_run(cfg, shards, manifest["code_version"]))
+    except BaseException as e:  # an error or a signal: say so in the manifest, then let it go on
+        manifest.update(status="interrupted" if isinstance(e, (Interrupted, KeyboardInterrupt)) else "failed",
+                        error=f"{type(e).__name__}: {e}".strip(), finished_at=_now(),
+                        seconds=round(time.time() - started, 2))
+        write_json_atomic(manifest_path, manifest)
+        raise
+    manifest.update(finished_at=_now(), seconds=round(time.time() - started, 2))
+    write_json_atomic(manifest_path, manifest)
+    return manifest
 
+
+def _run(cfg: Config, shards: list[Shard], version: str) -> dict:
+    """The shards, then the global stages; the manifest's outcome fields."""
+    run_dir, progress = cfg.run_dir, cfg.execution.progress
+    stale = _clean_temp_files(run_dir)
     done = {s.part for s in shards if exists(stats_path(run_dir, s.part))}
     todo = [s for s in shards if s.part not in done]
     print(f"gristmill: {len(shards)} shards, {len(done)} already done, {len(todo)} to run → {run_dir}", flush=True)
 
-    init_ray(cfg, address)
     limit = cfg.execution.max_in_flight or 2 * int(ray.cluster_resources().get("CPU", 1))
     cfg_ref = ray.put(cfg)
     task = ray.remote(num_cpus=1, max_retries=2)(process_shard)
@@ -160,19 +153,15 @@ def run_pipeline(cfg: Config, address: str | None = None) -> dict:
     if not failures and cfg.stages.tokenize is not None:
         failures += _tokenize(cfg, shards, stats, limit, progress, outputs)
 
-    manifest.update(
-        status="failed" if failures else "done",
-        finished_at=_now(),
-        seconds=round(time.time() - started, 2),
-        stale_temp_files_removed=stale,
-        parts_skipped_as_done=len(done),
-        failed_shards=failures,
-        totals=stats.to_dict(),
-        documents=_final_docs(stats),
-        outputs=outputs,
-    )
-    write_json_atomic(manifest_path, manifest)
-    return manifest
+    return {
+        "status": "failed" if failures else "done",
+        "stale_temp_files_removed": stale,
+        "parts_skipped_as_done": len(done),
+        "failed_shards": failures,
+        "totals": stats.to_dict(),
+        "documents": _final_docs(stats),
+        "outputs": outputs,
+    }
 
 
 def _tokenize(cfg: Config, shards: list[Shard], stats: RunStats, limit: int, progress: bool,
@@ -188,10 +177,8 @@ def _tokenize(cfg: Config, shards: list[Shard], stats: RunStats, limit: int, pro
         last = _last_writer(stats)
         total = stats.stages[last].bytes_out if last else 0
         train = ray.remote(num_cpus=1)(tokenize.train_tokenizer)
-        try:
-            ray.get(train.remote(parts, total, tcfg, tok_path))
-        except Exception as e:
-            return [{"stage": "tokenizer_training", "part": None, "input": None, "error": f"{type(e).__name__}: {e}"}]
+        if failed := run_tasks(train, [(parts, total, tcfg, tok_path)], 1, 1, "tokenizer", progress)[1]:
+            return [{"stage": "tokenizer_training", "part": None, "input": None, "error": failed[0][1]}]
     prefixes = [f"{run_dir}/tokens/{s.source}/shard-{s.index:05d}" for s in shards]
     todo = [(part, tok_path, prefix, s.source, tcfg.eos_token)
             for part, prefix, s in zip(parts, prefixes, shards)

@@ -1,11 +1,18 @@
-"""HTML → main text with trafilatura, after charset decoding, under a per-document time limit."""
+"""HTML → main text with trafilatura, after charset decoding, under a per-document time limit.
+
+The limit holds because trafilatura runs in a forked child that is killed at the limit
+(stages/extract_worker.py); `isolate: false` runs it in-process under SIGALRM instead, which
+fires only between Python bytecodes: 6–17 s at a 5 s limit on pages of 200k small elements.
+"""
 
 from __future__ import annotations
 
 import codecs
 import signal
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 
@@ -14,7 +21,11 @@ from resiliparse.parse.encoding import detect_encoding
 from trafilatura.settings import DEFAULT_CONFIG
 
 from pipeline.config import ExtractConfig
+from pipeline.stats import StageStats
 from stages.base import DocStage
+from stages.extract_worker import ForkedWorker, WorkerDied, WorkerError, WorkerTimeout
+
+OVERRUN_FACTOR = 1.1  # a page stopped later than this × the limit counts as an `extract_overrun`
 
 
 class ExtractTimeout(BaseException):
@@ -77,6 +88,8 @@ class TrafilaturaExtract(DocStage):
     With `fast`, trafilatura runs without its readability/jusText fallbacks, which halves its
     cost; pages whose fast text is shorter than `fallback_below_chars` (menus, teasers: where
     the fast path fails) are extracted again with them. BENCHMARKS.md measures each setting.
+    With `isolate`, extraction runs in a child process started once per `run` (shard) and
+    replaced when it is killed at the time limit; it is stopped when the run ends.
     """
 
     name = "extract"
@@ -93,6 +106,7 @@ class TrafilaturaExtract(DocStage):
             include_tables=cfg.include_tables,
             config=config,
         )
+        self.worker = ForkedWorker(self._extract_in_child) if cfg.isolate else None
 
     def extract(self, html: str) -> str | None:
         if not self.cfg.fast:
@@ -103,18 +117,40 @@ class TrafilaturaExtract(DocStage):
             text = trafilatura.extract(html, no_fallback=False, **self.kwargs) or text
         return text
 
+    def _extract_in_child(self, html_utf8: bytes) -> tuple[str | None, dict[str, int]]:
+        """In the child: the page → its text and the events counted on the way."""
+        self.events = Counter()
+        return self.extract(html_utf8.decode("utf-8", "surrogatepass")), dict(self.events)
+
+    def extract_within_limit(self, html: str) -> str | None:
+        """`extract(html)` stopped at `timeout_s` (ExtractTimeout or WorkerTimeout)."""
+        if self.worker is None:
+            with time_limit(self.cfg.timeout_s) as limited:
+                if not limited:
+                    self.events["no_time_limit"] += 1  # not on the main thread: SIGALRM unusable
+                return self.extract(html)
+        text, events = self.worker.call(html.encode("utf-8", "surrogatepass"), self.cfg.timeout_s)
+        self.events.update(events)
+        return text
+
     def apply(self, doc: dict) -> str | None:
         payload = doc.pop("html")
         html, charset, how = decode_html(payload, doc.get("charset"))
         doc["charset"] = charset
         self.events[f"charset_{how}"] += 1
+        t0 = time.perf_counter()
         try:
-            with time_limit(self.cfg.timeout_s) as limited:
-                if not limited:
-                    self.events["no_time_limit"] += 1  # not on the main thread: SIGALRM unusable
-                text = self.extract(html)
-        except ExtractTimeout:
+            text = self.extract_within_limit(html)
+        except (ExtractTimeout, WorkerTimeout):
+            if time.perf_counter() - t0 > OVERRUN_FACTOR * self.cfg.timeout_s:
+                self.events["extract_overrun"] += 1  # the limit fired late (inside C code)
             return "extract_timeout"
+        except WorkerError as e:  # raised in the child; the child carries on
+            self.events[f"extract_error:{e}"] += 1  # the exception's class name
+            return "extract_error"
+        except WorkerDied:  # a crash in C code or the OOM killer; the next page gets a new child
+            self.events["extract_error:WorkerDied"] += 1
+            return "extract_error"
         except Exception as e:  # a parser bug on one page must not stop the shard
             self.events[f"extract_error:{type(e).__name__}"] += 1
             return "extract_error"
@@ -122,3 +158,11 @@ class TrafilaturaExtract(DocStage):
             return "empty_text"
         doc["text"] = text
         return None
+
+    def run(self, docs: Iterable[dict], stats: StageStats, rejects: list[dict]) -> Iterator[dict]:
+        """DocStage.run, then the extraction child is stopped (however the run ends)."""
+        try:
+            yield from super().run(docs, stats, rejects)
+        finally:
+            if self.worker is not None:
+                self.worker.close()

@@ -1,7 +1,8 @@
 """The filters stage: each document through its language's filters (filters/), signals kept as
 columns. The first filter that objects drops the document as "<filter>:<reason>"; with
 `annotate_only` nothing is dropped, every signal is computed and the would-be reason is kept in
-`filter_flag` (and counted as `would_drop:<reason>`)."""
+`filter_flag` (and counted as `would_drop:<reason>`). `compat` picks the heuristics' definitions
+(the papers', or datatrove's exactly) for every filter that does not set its own."""
 
 from __future__ import annotations
 
@@ -27,9 +28,16 @@ class FilterStage(DocStage):
     def chain(self, language: str) -> list[DocFilter]:
         """The filters for one language, built on first use and kept for the worker's life."""
         if language not in self.chains:
-            self.chains[language] = [FILTERS[name](FILTERS[name].Params.model_validate(params), language)
+            self.chains[language] = [FILTERS[name](self.params(name, params), language)
                                      for name, params in self.cfg.for_language(language).items()]
         return self.chains[language]
+
+    def params(self, name: str, params: dict):
+        """A filter's parameters; the stage's `compat` unless the filter sets its own."""
+        cls = FILTERS[name].Params
+        if "compat" in cls.model_fields and "compat" not in params:
+            params = {**params, "compat": self.cfg.compat}
+        return cls.model_validate(params)
 
     def apply(self, doc: dict) -> str | None:
         language = doc.get("language") or "unknown"

@@ -7,11 +7,14 @@ silently cuts ClueWeb09 bodies; warcio's ~0.5 ms a page is ~3% of a document's c
 
 Nothing a crawl throws at it is fatal: every record is counted under `events` (record types,
 repairs, read errors) or, for a response that cannot become a document, dropped with a reason.
+After a read error (a wrong Content-Length, junk between records, a corrupt gzip member) reading
+resumes at the next record, so a bad record costs itself, counted, and one log line per kind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 import zlib
@@ -27,6 +30,13 @@ from pipeline.config import IngestConfig
 from pipeline.stats import StageStats
 
 DOC_RECORD_TYPES = ("response", "resource")
+LENGTH_MISMATCH = "length_mismatch"  # iter_records: the record before was not followed by a record boundary
+WARC_LINE = re.compile(rb"\nWARC/\d+\.\d+\r?\n")
+ARC_LINE = re.compile(rb"\n[A-Za-z][\w+.-]*://\S* \S+ \d{12,18} [^\n]*\n")
+RECORD_LINE = re.compile(WARC_LINE.pattern + b"|" + ARC_LINE.pattern)
+GZIP_MEMBER = re.compile(rb"\x1f\x8b\x08")
+SCAN_BLOCK, SCAN_OVERLAP = 1 << 20, 512
+logger = logging.getLogger("gristmill.ingest")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
 
@@ -84,18 +94,38 @@ class WarcIngest:
 
     def read(self, path: str, stats: StageStats, rejects: list[dict]) -> Iterator[dict]:
         records = iter_records(path, stats)
+        held = None  # a document waits for the next record, which shows whether its length was right
         while True:
             t0 = time.perf_counter()
-            record = next(records, None)
-            if record is None:
-                stats.seconds += time.perf_counter() - t0
-                return
-            rtype = record.rec_type or "unknown"
-            stats.events[f"record:{rtype}"] += 1
-            doc = self._to_doc(record, stats, rejects) if rtype in DOC_RECORD_TYPES else None
+            item = next(records, None)
+            ready, held = self._advance(item, held, stats, rejects)
             stats.seconds += time.perf_counter() - t0
-            if doc is not None:
-                yield doc
+            if ready is not None:
+                yield ready
+            if item is None:
+                return
+
+    def _advance(self, item, held: dict | None, stats: StageStats,
+                 rejects: list[dict]) -> tuple[dict | None, dict | None]:
+        """(document now known good, document now held) after the next item of `iter_records`."""
+        if item is LENGTH_MISMATCH:
+            if held is not None and not held["_whole"]:  # cut short, or running into the next record
+                return self._drop(held, "bad_content_length", stats, rejects), None
+            return None, held
+        if held is not None:
+            del held["_whole"]
+            stats.docs_out += 1
+            stats.bytes_out += held["html_bytes"]
+        if item is None:
+            return held, None
+        rtype = item.rec_type or "unknown"
+        stats.events[f"record:{rtype}"] += 1
+        return held, self._to_doc(item, stats, rejects) if rtype in DOC_RECORD_TYPES else None
+
+    def _drop(self, doc: dict, reason: str, stats: StageStats, rejects: list[dict]) -> None:
+        stats.dropped[reason] += 1
+        rejects.append({**{k: v for k, v in doc.items() if k not in ("html", "_whole")},
+                        "reject_stage": self.name, "reject_reason": reason})
 
     def _to_doc(self, record, stats: StageStats, rejects: list[dict]) -> dict | None:
         h = record.rec_headers
@@ -121,8 +151,7 @@ class WarcIngest:
         stats.docs_in += 1
 
         def drop(reason: str) -> None:
-            stats.dropped[reason] += 1
-            rejects.append({**doc, "reject_stage": self.name, "reject_reason": reason})
+            return self._drop(doc, reason, stats, rejects)
 
         if not url:
             return drop("missing_url")
@@ -164,13 +193,14 @@ class WarcIngest:
         doc["charset"] = declared_charset(content_type, payload)
         doc["html"] = payload
         doc["html_bytes"] = len(payload)
-        stats.docs_out += 1
-        stats.bytes_out += len(payload)
+        doc["_whole"] = _matches_http_length(record)
         return doc
 
 
 def iter_records(path: str, stats: StageStats) -> Iterator:
-    """warcio records of one file; read errors end the file and are counted, never raised.
+    """warcio records of one file, and `LENGTH_MISMATCH` right after a record that was not
+    followed by a record boundary (its Content-Length is wrong). Read errors are counted, never
+    raised; reading resumes at the next record (see `_records`).
 
     A whole-file gzip (one gzip member for many records) is read again as a gzip stream, since
     warcio's seekable reader only takes one member per record.
@@ -180,45 +210,147 @@ def iter_records(path: str, stats: StageStats) -> Iterator:
     except OSError as e:
         stats.events[f"open_error:{type(e).__name__}"] += 1
         return
+    log = _EventLog(path)
     with f:
-        n = yield from _records(f, stats, skip=0)
+        n = yield from _records(f, stats, log, skip=0)
     if n is not None:
         stats.events["whole_file_gzip"] += 1
         with fsspec.open(path, "rb", compression="gzip") as g:
-            yield from _records(g, stats, skip=n)
+            yield from _records(g, stats, log, skip=n)
 
 
-def _records(f, stats: StageStats, skip: int):
+class _QuietArchiveIterator(ArchiveIterator):
+    """warcio writes the rest of a record whose length is wrong (kilobytes of HTML) to stderr;
+    gristmill counts the record instead."""
+
+    INC_RECORD = ""
+
+
+def _records(f, stats: StageStats, log: _EventLog, skip: int):
     """Yield records after the first `skip`; returns the count read if the file turns out to
-    be a whole-file gzip (to be read again), else None."""
-    archive = ArchiveIterator(f, ensure_http_headers=True)  # ARC stays ARC: arc2warc invents random ids
-    n = 0
-    try:
-        for record in archive:
-            n += 1
-            if n > skip:
-                yield record
-    except ArchiveLoadFailed as e:
-        if "non-chunked gzip" in str(e) and skip == 0:
-            return n
-        stats.events[f"read_error:{_error_kind(e)}"] += 1
-    except Exception as e:  # warcio cannot resync inside a compressed stream: the file ends here
-        stats.events[f"read_error:{_error_kind(e)}"] += 1
-    else:
-        if archive.member_info and _has_leftover(f, sum(archive.member_info)):
-            stats.events["read_error:truncated"] += 1  # a record cut off before its headers ended
-    if archive.err_count:  # records whose Content-Length disagrees with their bytes
-        stats.events["bad_record_length"] += archive.err_count
-    return None
+    be a whole-file gzip (to be read again), else None.
+
+    After a read error, reading resumes at the next record start (`_next_record_start`): a wrong
+    Content-Length loses its own record, never the rest of the file. When the record before the
+    error was not followed by a boundary, its declared length may hide the next record's start,
+    so the search begins inside it."""
+    gzipped = _peek(f, 0, 2) == b"\x1f\x8b"
+    resume, n, fmt = 0, 0, None
+    while True:
+        f.seek(resume)
+        # ARC stays ARC: arc2warc invents random ids
+        archive = _QuietArchiveIterator(f, ensure_http_headers=True)
+        archive.known_format = fmt
+        records, start, previous = iter(archive), resume, None
+        try:
+            while True:
+                errors = archive.err_count
+                record = next(records, None)
+                if archive.err_count > errors:  # the record before was not followed by a boundary
+                    stats.events["bad_record_length"] += 1
+                    yield LENGTH_MISMATCH
+                elif _ended_early(previous):  # its gzip member (or the file) ended first: see _truncated
+                    stats.events["bad_record_length"] += 1
+                if record is None:
+                    break
+                previous = record
+                start, fmt = archive.offset, archive.known_format
+                n += 1
+                if n > skip:
+                    yield record
+        except Exception as e:  # any parse or decompression error: count it, resume after it
+            if "non-chunked gzip" in str(e) and skip == 0 and resume == 0:
+                return n
+            flagged = archive.err_count > errors
+            if flagged:
+                stats.events["bad_record_length"] += 1
+                yield LENGTH_MISMATCH
+            kind = "bad_content_length" if flagged else _error_kind(e)
+            stats.events[f"read_error:{kind}"] += 1
+            failed_at = start if flagged else max(archive.offset, start)
+            found = _next_record_start(f, failed_at + 1, gzipped, fmt)
+            stats.events["resync_skipped_bytes"] += (found if found is not None else _size(f)) - failed_at
+            log.once(f"read_error:{kind}", f"offset {failed_at}: {str(e)[:100]!r}; "
+                     + (f"resumed at offset {found}" if found is not None else "no record after it"))
+            if found is None:
+                return None
+            resume = found
+        else:
+            end = sum(archive.member_info) if archive.member_info else None
+            if end is not None and _has_leftover(f, end):  # a record cut off before its headers ended
+                stats.events["read_error:truncated"] += 1
+                log.once("read_error:truncated", f"offset {end}: the file ends inside a record")
+            return None
 
 
 def _has_leftover(f, end: int) -> bool:
     """Are there non-blank bytes after offset `end` (the end of the last whole record)?"""
     try:
-        f.seek(end)
-        return bool(f.read(65536).strip())
+        return bool(_peek(f, end, 65536).strip())
     except (OSError, ValueError):
         return False
+
+
+def _ended_early(record) -> bool:
+    """Did a record's stream end before the length it declares (read to its end by warcio)?"""
+    return record is not None and getattr(record.raw_stream, "limit", 0) > 0
+
+
+def _peek(f, offset: int, size: int) -> bytes:
+    f.seek(offset)
+    return f.read(size)
+
+
+def _size(f) -> int:
+    try:
+        return f.seek(0, 2)
+    except (OSError, ValueError):  # a gzip stream: read to its end
+        while f.read(SCAN_BLOCK):
+            pass
+        return f.tell()
+
+
+def _next_record_start(f, offset: int, gzipped: bool, fmt: str | None) -> int | None:
+    """Offset of the first record start at or after `offset`: in a per-record gzip the next gzip
+    member whose text begins like a record, else the next line that begins like a WARC (or,
+    in an ARC file, an ARC) header. None when there is none."""
+    pattern = GZIP_MEMBER if gzipped else ARC_LINE if fmt == "arc" else WARC_LINE if fmt else RECORD_LINE
+    carry = b""
+    if not gzipped:  # a header line must follow a newline: keep the byte before `offset`
+        carry = _peek(f, offset - 1, 1) if offset else b"\n"
+    while True:
+        chunk = carry + _peek(f, offset, SCAN_BLOCK)
+        if len(chunk) == len(carry):
+            return None
+        base = offset - len(carry)
+        for m in pattern.finditer(chunk):
+            at = base + m.start() + (not gzipped)  # past the newline before a header line
+            if at >= offset and (not gzipped or _starts_a_record(f, at)):
+                return at
+        offset += len(chunk) - len(carry)
+        carry = chunk[-SCAN_OVERLAP:]
+
+
+def _starts_a_record(f, offset: int) -> bool:
+    """Does a gzip member at `offset` decompress to something that begins like a record?"""
+    try:
+        head = zlib.decompressobj(31).decompress(_peek(f, offset, 4096), 1024)
+    except zlib.error:
+        return False
+    return bool(RECORD_LINE.match(b"\n" + head))
+
+
+class _EventLog:
+    """One console line per kind of read error and file (Ray forwards workers' stderr)."""
+
+    def __init__(self, path: str):
+        self.path, self.seen = path, set()
+
+    def once(self, kind: str, message: str) -> None:
+        if kind not in self.seen:
+            self.seen.add(kind)
+            logger.warning("%s: %s at %s (counted; more of this kind in this file are only counted)",
+                           self.path, kind, message)
 
 
 def _read_payload(record, limit: int, stats: StageStats) -> bytes:
@@ -249,6 +381,18 @@ def _truncated(record, payload: bytes) -> bool:
     if declared and declared.strip().isdigit() and not http.get_header("Content-Encoding"):
         return len(payload) < int(declared)
     return True
+
+
+def _matches_http_length(record) -> bool:
+    """Is the body the record declares exactly as long as its HTTP Content-Length? Then the
+    record is whole even if junk follows it; if not, its WARC length is what is wrong."""
+    http = record.http_headers
+    declared = http.get_header("Content-Length") if http is not None else None
+    if not (declared and declared.strip().isdigit() and record.length):
+        return False
+    missing = int(declared) - (int(record.length) - http.total_len)
+    gzipped = (http.get_header("Content-Encoding") or "").lower() == "gzip"
+    return missing == 0 or (gzipped and 0 < missing <= 8)  # a gzip body cut in its trailer decodes whole
 
 
 def _looks_like_html(payload: bytes) -> bool:

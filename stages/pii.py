@@ -7,17 +7,19 @@
   suffix list, never a download. Why blank rather than a real model: the six entities are found
   by patterns and checksums; a NER model (en-core-web-sm, the one PyPI ships) would only add
   names and places, which we do not scrub, at ~7× the cost per page (research/deps.md §4).
-- Speed: a naive analyzer call over a whole page costs ~14 ms per 5 KB, most of it the phone
-  matcher (python-phonenumbers, once per region) and spaCy's tokenizer. Three cheap regexes find
-  where an entity could be: an '@'; a run of 5+ digits with phone-style separators, a dotted quad
-  or an IBAN start (two letters + digits); two colons at most four hex digits apart (IPv6).
-  Documents without a candidate skip presidio; the others are analyzed only on windows of
-  `window_chars` around the candidates (widened to whitespace, merged), asking only for the
-  entity types the candidates can be, with offsets mapped back. Every entity contains its own
-  candidate, so the findings equal a whole-document call (checked on both gold sets in
-  tests/test_pii.py). Deliberate difference: naive presidio also tags some 4-digit numbers
-  (years such as "1681") as phone numbers; 4-digit runs are not candidates (too common), so
-  those false positives are not reproduced unless another candidate is near.
+- Speed (issue #9): a naive analyzer call over a whole page costs ~14 ms per 5 KB, most of it the
+  phone matcher (python-phonenumbers parses every number it sees, once per region) and spaCy's
+  tokenizer; its cost grows faster than the page when PII is dense. The pre-screen
+  (stages/pii_screen.py) finds candidates with cheap regexes and drops what cannot be an entity
+  before presidio sees it; the rest are analyzed in a few batched calls of bounded size, phone
+  candidates on tight slices, on `lean_engine` (no spaCy pass, no context step). Every entity
+  contains its own candidate, so after `refine` the findings equal a whole-document call
+  (checked on both gold sets in tests/test_pii.py and on every page in bench/bench_pii.py).
+  Time is linear in the page's length; past `max_phone_candidates` a page's remaining phone
+  candidates are counted (`pii:candidate_cap`, `pii:candidates_not_analyzed`), not analyzed.
+- Precision (`refine`, applied with or without the pre-screen): no '::' separators as IPs, no
+  9-digit licence numbers or parts of foreign phone numbers as SSNs, no postcodes, dates or
+  short counts as phone numbers.
 - Context words: presidio raises a score when one of its context words ("phone", "ssn"…) is
   among the five tokens before a match; 50 characters each side hold those. With a blank spaCy
   pipeline, though, every lemma is empty, so presidio's context enhancement never fires (for
@@ -33,6 +35,8 @@ import hashlib
 import hmac
 import ipaddress
 import re
+from bisect import bisect_right
+from collections import Counter
 from functools import lru_cache
 
 import pyarrow as pa
@@ -40,6 +44,7 @@ import pyarrow as pa
 import pipeline.env  # noqa: F401  (caches under GRISTMILL_CACHE, hubs offline)
 from pipeline.config import PiiConfig
 from stages.base import DocStage
+from stages.pii_screen import batches, owned, refine, screen
 
 PLACEHOLDERS = {
     "EMAIL_ADDRESS": "<EMAIL>",
@@ -59,30 +64,6 @@ COLUMNS = {
 }
 DOCUMENTATION_NETS = [ipaddress.ip_network(n) for n in
                       ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
-
-# Candidate regions. Every pattern starts on one literal or one class ('@', ':', a digit), which
-# Python's regex engine skips to quickly; one alternation over all five kinds runs ~10× slower.
-# The separators between digits are phonenumbers' (its _VALID_PUNCTUATION, "x" left out): the
-# dashes, slashes, dots, brackets and spaces a phone number may be written with.
-_SEP = ("\\s\\-\u2010-\u2015\u2212\u30fc\uff0d-\uff0f\u00ad\u200b\u2060\u3000()"
-        "\uff08\uff09\uff3b\uff3d.\\[\\]/~\u2053\u223c\uff5e+")
-CANDIDATES = (
-    re.compile(r"(?P<email>@)"),
-    re.compile(r"(?P<ipv6>:[0-9A-Fa-f]{0,4}:)"),  # any IPv6 has two colons ≤ 4 hex digits apart
-    re.compile(r"\d(?:(?<=[A-Za-z]{2}\d)(?P<iban>\d[ -]?[A-Za-z0-9]{4})"  # CC00 XXXX: an IBAN's start
-               r"|(?P<ipv4>\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3})"
-               r"|(?P<digits>(?:[" + _SEP + r"]{0,4}\d){4,}))"),  # 5+ digits: phone, card, SSN
-)
-_DIGIT_ENTITIES = frozenset({"PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IP_ADDRESS"})
-KIND_ENTITIES = {
-    "email": frozenset({"EMAIL_ADDRESS"}),
-    "digits": _DIGIT_ENTITIES,
-    "ipv4": _DIGIT_ENTITIES,
-    "iban": frozenset({"IBAN_CODE"}),
-    "ipv6": frozenset({"IP_ADDRESS"}),
-}
-_WIDEN = 40  # at most this many extra characters to reach whitespace at a window's edge
-
 
 @lru_cache(maxsize=1)
 def analyzer_engine():
@@ -112,74 +93,131 @@ def analyzer_engine():
     return engine
 
 
+@lru_cache(maxsize=1)
+def lean_engine():
+    """The same registry and recognizers without the spaCy pass and the context step, which change
+    nothing with a blank pipeline (see the module's docstring) and cost most of a small call:
+    presidio scans every token for every result to find its context (quadratic in a call)."""
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    class NoContext(ContextAwareEnhancer):
+        def __init__(self):
+            super().__init__(context_similarity_factor=0, min_score_with_context_similarity=0,
+                             context_prefix_count=0, context_suffix_count=0)
+
+        def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):
+            return raw_results
+
+    stock = analyzer_engine()
+    engine = AnalyzerEngine(nlp_engine=stock.nlp_engine, registry=stock.registry, supported_languages=["en"],
+                            context_aware_enhancer=NoContext())
+    no_tokens = NlpArtifacts(entities=[], tokens=[], tokens_indices=[], lemmas=[],
+                             nlp_engine=stock.nlp_engine, language="en")
+    return engine, no_tokens
+
+
 WARM_UP = ("mail jan@example.com, call +1 212-555-0143, host 192.168.1.2 or fe80::1, "
            "card 4111 1111 1111 1111, IBAN DE89 3704 0044 0532 0130 00, social security number 536-22-8726")
 
 
 def candidate_windows(text: str, entities: frozenset[str],
                       window: int) -> list[tuple[int, int, frozenset[str]]]:
-    """Merged (start, end, entity types) windows around the pre-screen's candidates."""
-    spans: list[list] = []
-    n = len(text)
-    found = [(m.start() - 2 * (m.lastgroup == "iban"), m.end(), m.lastgroup)
-             for rx in CANDIDATES for m in rx.finditer(text)]
-    for first, last, kind in sorted(found):
-        wanted = KIND_ENTITIES[kind] & entities
-        if not wanted:
-            continue
-        start, end = max(0, first - window), min(n, last + window)
-        if spans and start <= spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], end)
-            spans[-1][2] |= wanted
-        else:
-            spans.append([start, end, set(wanted)])
-    out = []
-    for start, end, wanted in spans:
-        start, end = _widen(text, start, end)
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end), out[-1][2] | wanted)
-        else:
-            out.append((start, end, frozenset(wanted)))
-    return out
-
-
-def _widen(text: str, start: int, end: int) -> tuple[int, int]:
-    """Move a window's edges outwards to whitespace, so no token is cut."""
-    if start > 0:
-        stop = max(0, start - _WIDEN)
-        while start > stop and not text[start - 1].isspace():
-            start -= 1
-    if end < len(text):
-        stop = min(len(text), end + _WIDEN)
-        while end < stop and not text[end].isspace():
-            end += 1
-    return start, end
+    """(start, end, entity types) of the windows presidio would see, for tests and inspection."""
+    return [(start, end, frozenset().union(*(c[2] for c in own)))
+            for wins in screen(text, frozenset(entities), window) for start, end, own in wins]
 
 
 def analyze(text: str, entities: list[str] | frozenset[str], score_threshold: float = 0.0,
-            prescreen: bool = True, window: int = 50) -> list[tuple[int, int, str, float]]:
-    """(start, end, entity, score) results on `text`, raw (overlaps not resolved)."""
+            prescreen: bool = True, window: int = 50,
+            max_phone_candidates: int | None = None) -> tuple[list[tuple[int, int, str, float]], int]:
+    """(start, end, entity, score) results on `text`, overlaps not resolved, and how many phone
+    candidates were left unanalyzed past `max_phone_candidates` (0 unless the cap was hit). The cap
+    bounds a page's cost: a phone candidate costs up to a few phonenumbers parses per region; every
+    other candidate, a few regex steps."""
     engine = analyzer_engine()
     entities = frozenset(entities)
     if not prescreen:
         found = engine.analyze(text=text, language="en", entities=sorted(entities),
                                score_threshold=score_threshold)
-        return [(r.start, r.end, r.entity_type, r.score) for r in found]
-    out = []
-    for start, end, wanted in candidate_windows(text, entities, window):
-        found = engine.analyze(text=text[start:end], language="en", entities=sorted(wanted),
-                               score_threshold=score_threshold)
-        out += [(start + r.start, start + r.end, r.entity_type, r.score) for r in found]
-    return sorted(set(out))
+        return sorted((r.start, r.end, r.entity_type, r.score) for r in found), 0
+    engine, no_tokens = lean_engine()
+    other_windows, phone_windows = screen(text, entities, window)
+    skipped = 0
+    if max_phone_candidates is not None:
+        budget = max_phone_candidates
+        for i, (_, _, own) in enumerate(phone_windows):
+            budget -= len(own)
+            if budget < 0:
+                skipped = sum(len(w[2]) for w in phone_windows[i:])
+                phone_windows = phone_windows[:i]
+                break
+    out: set[tuple[int, int, str, float]] = set()
+    for wins in (other_windows, phone_windows):
+        pieces = [(text[start:end], frozenset().union(*(c[2] for c in own))) for start, end, own in wins]
+        for (start, _, own), found in zip(wins, _analyze_pieces(engine, no_tokens, pieces, score_threshold)):
+            for piece_start, piece_end, entity, score in found:
+                if owned(start + piece_start, start + piece_end, entity, own):
+                    out.add((start + piece_start, start + piece_end, entity, score))
+    return sorted(out), skipped
+
+
+_SEEN: dict[tuple[str, frozenset[str], float], list[tuple[int, int, str, float]]] = {}
+_SEEN_PIECE_CHARS = 200  # short pieces (a phone number, a table's repeated cell) are remembered
+_SEEN_MAX = 20_000  # pieces remembered per process (a few MB)
+
+
+def forget_seen_pieces() -> None:
+    """Start from an empty memory of analyzed pieces, as a fresh worker does (benchmarks)."""
+    _SEEN.clear()
+
+
+def _analyze_pieces(engine, no_tokens, pieces: list[tuple[str, frozenset[str]]],
+                    score_threshold: float) -> list[list[tuple[int, int, str, float]]]:
+    """presidio's results on each (text, entity types) piece, offsets within the piece. Pieces are
+    analyzed together in a few calls; a short piece seen before (on this page or an earlier one:
+    the same number in every row or footer) is not analyzed again."""
+    keys = [(piece, wanted, score_threshold) for piece, wanted in pieces]
+    todo = list(dict.fromkeys(k for k in keys if k not in _SEEN))
+    fresh: dict[tuple, list] = {k: [] for k in todo}
+    by_entities: dict[frozenset[str], list[tuple]] = {}
+    for k in todo:
+        by_entities.setdefault(k[1], []).append(k)
+    for wanted, group in by_entities.items():
+        for joined, offsets, indices in batches([k[0] for k in group]):
+            found = engine.analyze(text=joined, language="en", entities=sorted(wanted),
+                                   score_threshold=score_threshold, nlp_artifacts=no_tokens)
+            for r in found:
+                i = bisect_right(offsets, r.start) - 1
+                key, offset = group[indices[i]], offsets[i]
+                if r.end - offset <= len(key[0]):
+                    fresh[key].append((r.start - offset, r.end - offset, r.entity_type, r.score))
+    out = [fresh[k] if k in fresh else _SEEN[k] for k in keys]
+    if len(_SEEN) > _SEEN_MAX:
+        _SEEN.clear()
+    _SEEN.update((k, v) for k, v in fresh.items() if len(k[0]) <= _SEEN_PIECE_CHARS)
+    return out
+
+
+def findings(text: str, entities: list[str] | frozenset[str], prescreen: bool = True,
+             score_threshold: float = 0.0) -> list[tuple[int, int, str, float]]:
+    """What the stage replaces before its allow-list: `analyze`, then `refine`, overlaps resolved."""
+    return resolve_overlaps(refine(text, analyze(text, entities, score_threshold, prescreen)[0]))
 
 
 def resolve_overlaps(results: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:
-    """Non-overlapping results, preferring the higher score, then the longer span, then the earlier."""
+    """Non-overlapping results, preferring the higher score, then the longer span, then the earlier.
+    The kept spans stay sorted, so each result is checked against its two neighbours only."""
     kept: list[tuple[int, int, str, float]] = []
+    starts: list[int] = []
     for r in sorted(results, key=lambda r: (-r[3], r[0] - r[1], r[0])):
-        if all(r[1] <= k[0] or r[0] >= k[1] for k in kept):
-            kept.append(r)
-    return sorted(kept)
+        i = bisect_right(starts, r[0])
+        if (i and kept[i - 1][1] > r[0]) or (i < len(kept) and kept[i][0] < r[1]):
+            continue
+        kept.insert(i, r)
+        starts.insert(i, r[0])
+    return kept
 
 
 def is_documentation_ip(value: str) -> bool:
@@ -247,6 +285,7 @@ class PiiScrub(DocStage):
         self.allow = set(cfg.allow_list)
         self.allow_patterns = [re.compile(p) for p in cfg.allow_patterns]
         self.fake = FakeValues(cfg.fake_key) if cfg.replacement == "fake" else None
+        self.events = Counter()  # replaced by the stats' counter in `run`
         analyzer_engine()  # build it now, once per worker, not on the first document
 
     def columns(self) -> list[pa.Field]:
@@ -260,8 +299,12 @@ class PiiScrub(DocStage):
     def find(self, text: str) -> list[tuple[int, int, str, float]]:
         """The results that will be replaced: overlaps resolved, allowed values left out."""
         cfg = self.cfg
-        found = analyze(text, self.entities, cfg.score_threshold, cfg.prescreen, cfg.window_chars)
-        return [r for r in resolve_overlaps(found) if not self.allowed(r[2], text[r[0]:r[1]])]
+        found, skipped = analyze(text, self.entities, cfg.score_threshold, cfg.prescreen, cfg.window_chars,
+                                 cfg.max_phone_candidates)
+        if skipped:
+            self.events["pii:candidate_cap"] += 1
+            self.events["pii:candidates_not_analyzed"] += skipped
+        return [r for r in resolve_overlaps(refine(text, found)) if not self.allowed(r[2], text[r[0]:r[1]])]
 
     def scrub(self, text: str) -> tuple[str, dict[str, int]]:
         counts = dict.fromkeys(self.cfg.entities, 0)

@@ -18,17 +18,18 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 
 from bench.dedup_corpus import (
-    bucket_pairs, cluster_pairs, clusters_from_rejects, datasketch_clusters, near_duplicate_set, pair_scores,
-    scrapinghub_bodies, write_parts,
+    bucket_pairs, character_words, cluster_pairs, clusters_from_rejects, datasketch_clusters,
+    near_duplicate_set, pair_scores, scrapinghub_bodies, write_parts,
 )
 from pipeline.config import ConfigError, parse_config
 from stages.dedup import records, run_dedup, run_in_process
 from stages.dedup.components import large_star, small_star
 from stages.write import PartWriter, schemas
 from stages.dedup.minhash import (
-    LshParams, normalise, shingle_hash32, shingle_hashes, shingles, sign, signatures,
+    HAS_CJK, LshParams, normalise, shingle_hash32, shingle_hashes, shingles, sign, signatures,
 )
-from tests.conftest import DATA, ROOT, require
+from tests.conftest import DATA, ROOT, WARC, require
+from tests.floors import floor
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog near the river bank today.",
@@ -90,17 +91,76 @@ def test_normalisation_ignores_case_spacing_punctuation_and_unicode_forms():
     assert exact[0] == exact[1] and list(has_words) == [True, True, False]
 
 
-def test_chinese_and_japanese_shingles_are_character_ngrams():
+def lingua(lang: str, n: int = 40) -> str:
     import csv
     import gzip
 
     with gzip.open(require(DATA / "langid" / "lingua_sentences.tsv.gz"), "rt", encoding="utf-8") as f:
-        zh = [row["text"] for row in csv.DictReader(f, delimiter="\t") if row["lang"] == "zh"][:40]
-    text = "".join(zh)
-    assert normalise("東京は日本の首都です。Hello!") == "東 京 は 日 本 の 首 都 で す hello"
-    edited = text[:100] + "很" + text[101:300] + "的" + text[301:]  # two characters changed
-    a, b = datasketch_minhash(text), datasketch_minhash(edited)
-    assert a.jaccard(b) > 0.9  # with clause-long "words" these two would share few shingles
+        return "".join([row["text"] for row in csv.DictReader(f, delimiter="\t") if row["lang"] == lang][:n])
+
+
+def test_chinese_and_japanese_are_cut_into_word_sized_pieces():
+    zh = lingua("zh")
+    words = normalise(zh).split()
+    cjk = sum(bool(HAS_CJK.match(c)) for c in zh)
+    assert 1.6 < cjk / sum(bool(HAS_CJK.match(w)) for w in words) < 2.2  # 1.76: runs also end at punctuation
+    mixed = normalise("iPhone手机123元，OK")
+    assert mixed.startswith("iphone 手") and mixed.endswith(" 123 元 ok")  # cut off from letters and digits
+    # the cuts depend on the characters beside them only: text before a passage changes the first cut at most
+    tail = normalise(zh).split(" ", 1)[1]
+    assert normalise("新闻" + zh).endswith(tail) and normalise("ニュース" + zh).endswith(tail)
+    for lang in ("zh", "ja"):
+        text = lingua(lang)
+        edited = text[:100] + "很" + text[101:300] + "的" + text[301:]  # two characters changed
+        assert datasketch_minhash(text).jaccard(datasketch_minhash(edited)) > 0.9, lang
+
+
+def exact_jaccard(a: str, b: str, normalised=normalise) -> float:
+    sa, sb = set(shingles(normalised(a), 5)), set(shingles(normalised(b), 5))
+    return len(sa & sb) / len(sa | sb)
+
+
+@pytest.fixture(scope="module")
+def spliced_pages() -> dict[str, str]:
+    """A real German page's opening with most of a real Chinese page's paragraph spliced in (the
+    outside run's case), that Chinese paragraph, and two-character edits of it and of Japanese text."""
+    import gzip
+    import re
+
+    import trafilatura
+
+    from stages.ingest import read_all
+
+    html = DATA / "extraction" / "trafilatura" / "html" / "piratenpartei-mv.de.grundeinkommen.html.gz"
+    german = trafilatura.extract(gzip.open(require(html)).read().decode("utf-8"))
+    crawl = read_all(str(require(WARC / "real" / "CC-MAIN-20200808165417-20200808195417-00395.part-a.warc.gz")))
+    page = next(d["html"] for d in crawl[0] if d["url"] == "http://003338.cn/l41/481397.html")
+    chinese = trafilatura.extract(page)
+    paragraph = chinese.split("\n")[1]  # news sentences
+    sentences = re.findall(r"[^。]+。?", paragraph)
+    ja = lingua("ja")
+    return {
+        "spliced": " ".join(german.split()[:30]) + "\n" + "".join(sentences[:-3]),
+        "chinese": paragraph,
+        "chinese_edited": paragraph[:100] + "很" + paragraph[101:400] + "的" + paragraph[401:],
+        "japanese": ja,
+        "japanese_edited": ja[:100] + "の" + ja[101:300] + "が" + ja[301:],
+    }
+
+
+def test_a_few_spliced_chinese_sentences_do_not_make_a_german_page_a_duplicate(tmp_path, spliced_pages):
+    """Issue #9: with a character per word, the Chinese sentences weighed about twice what as
+    many words would, and the German page clustered with the Chinese one; the clean Chinese page
+    could be dropped in favour of the splice. Near-duplicates within a script still cluster."""
+    pages = spliced_pages
+    assert exact_jaccard(pages["spliced"], pages["chinese"], character_words) >= 0.8  # 0.816, as reported
+    assert exact_jaccard(pages["spliced"], pages["chinese"]) < 0.75  # 0.736: LSH bucket odds 0.49 → 0.16
+    cfg = dedup_config(tmp_path)
+    parts = write_parts(cfg.run_dir, list(pages.items()), 10)
+    stats, failures = run_dedup(cfg, parts, run_in_process)
+    assert not failures
+    assert sorted(map(sorted, clusters_from_rejects(cfg.run_dir))) == [
+        ["chinese", "chinese_edited"], ["japanese", "japanese_edited"]]
 
 
 # --- connected components --------------------------------------------------------------------------
@@ -173,17 +233,23 @@ def truth_run(tmp_path_factory, truth):
 
 
 def test_ground_truth_precision_and_recall(truth, truth_run):
-    """Copies of real articles with realistic edits at known Jaccard similarities (floors a bit
-    under the measured values; BENCHMARKS.md has the figures)."""
+    """Copies of real articles with realistic edits at known Jaccard similarities. Floors: the
+    figure measured here (2026-11-28) less its 99% margin for the number of pairs it is a share
+    of (tests/floors.py): whether LSH finds a pair is a fresh draw for every pair of other text.
+    BENCHMARKS.md has the figures on the larger page set."""
     cfg, parts, _ = truth_run
     detected = pair_scores(truth, bucket_pairs(cfg.run_dir, parts), 0.8)
     clustered = pair_scores(truth, cluster_pairs(clusters_from_rejects(cfg.run_dir)), 0.8)
-    assert detected["true_pairs"] > 700
-    assert detected["precision"] >= 0.80 and detected["recall"] >= 0.76
-    assert clustered["precision"] >= 0.74 and clustered["recall"] >= 0.79
+    assert detected["true_pairs"] > 700  # 795
+    assert detected["precision"] >= floor(0.8422, detected["found_pairs"])  # 754 pairs found: 0.804
+    assert detected["recall"] >= floor(0.7987, detected["true_pairs"])  # 795 true pairs: 0.759
+    assert clustered["precision"] >= floor(0.7783, clustered["found_pairs"])  # 848 pairs: 0.739
+    assert clustered["recall"] >= floor(0.8302, clustered["true_pairs"])  # 0.793
     for scores in (detected, clustered):
-        assert scores["recall_by_jaccard"]["0.95-1.00"] == scores["recall_by_jaccard"]["1.00-1.00"] == 1.0
-        assert scores["recall_by_edit"]["format"] == 1.0
+        high = scores["pairs_by_jaccard"]["0.95-1.00"]  # 97 pairs, all found (LSH: p >= 0.998 each)
+        assert scores["recall_by_jaccard"]["0.95-1.00"] >= floor(1.0, high)  # 0.935
+        # certain, not sampled: equal shingle sets have equal signatures, format edits equal exact hashes
+        assert scores["recall_by_jaccard"]["1.00-1.00"] == scores["recall_by_edit"]["format"] == 1.0
 
 
 def test_clusters_equal_datasketch_minhashlsh(truth, truth_run):

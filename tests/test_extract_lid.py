@@ -1,7 +1,13 @@
 """Extraction (charsets, time limit) and language ID on real pages."""
 
 import gzip
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +16,8 @@ from pipeline.stats import StageStats
 from stages.extract import TrafilaturaExtract, decode_html
 from stages.ingest import read_all
 from stages.lid import FastTextLid, LanguagePrecheck
-from tests.conftest import DATA, WARC, require
+from tests.conftest import DATA, ROOT, WARC, require
+from tests.floors import floor
 
 ARTICLE = ("<html><head><title>t</title></head><body><nav>Home | About</nav><article><h1>Heading</h1>"
            + "".join(f"<p>{s}</p>" for s in [
@@ -67,23 +74,143 @@ def test_empty_and_non_html_results_are_counted():
     assert all("html" not in r and r["reject_stage"] == "extract" for r in rejects)
 
 
-def test_time_limit_stops_a_pathological_page():
+MONSTER = ("<html><body>" + "<div><span>x</span></div>" * 200_000 + "</body></html>").encode()  # 5 MB
+
+
+def stat_fields(pid: int | str) -> list[str]:
+    """State, parent pid, … of a process from /proc (empty if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def alive(pid: int | str) -> bool:
+    fields = stat_fields(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
+
+
+def children() -> set[int]:
+    """Live child processes of this process."""
+    pids = (p.name for p in Path("/proc").iterdir() if p.name.isdigit())
+    return {int(pid) for pid in pids if alive(pid) and stat_fields(pid)[1:2] == [str(os.getpid())]}
+
+
+def test_time_limit_holds_inside_lxml():
+    """200k small elements keep lxml and trafilatura's XPath in C for > 60 s, where SIGALRM
+    cannot fire (BENCHMARKS.md: 11.4 s to drop at a 5 s limit). The child is killed at the limit,
+    the pages around it extract, and no child is left behind."""
+    before = children()
+    stage = TrafilaturaExtract(ExtractConfig(timeout_s=1.0))
+    docs = [{"html": page, "charset": None, "n": i} for i, page in enumerate([ARTICLE.encode(), MONSTER] * 2)]
+    kept, rejects, stats = run_stage(stage, docs)
+    assert [d["n"] for d in kept] == [0, 2] and all("library should stay open" in d["text"] for d in kept)
+    assert dict(stats.dropped) == {"extract_timeout": 2} and [r["n"] for r in rejects] == [1, 3]
+    assert children() == before
+
+
+def test_time_limit_without_isolation_is_sigalrm():
     class Slow(TrafilaturaExtract):
         def extract(self, html):
             time.sleep(10)
 
-    stage = Slow(ExtractConfig(timeout_s=0.2))
-    t0 = time.perf_counter()
-    kept, rejects, stats = run_stage(stage, [{"html": ARTICLE.encode(), "charset": None} for _ in range(2)])
-    assert time.perf_counter() - t0 < 2
+    kept, _, stats = run_stage(Slow(ExtractConfig(timeout_s=0.2, isolate=False)),
+                               [{"html": ARTICLE.encode(), "charset": None} for _ in range(2)])
     assert kept == [] and dict(stats.dropped) == {"extract_timeout": 2}
-
-
-def test_time_limit_does_not_fire_late():
-    stage = TrafilaturaExtract(ExtractConfig(timeout_s=0.5))
-    kept, _, _ = run_stage(stage, [{"html": ARTICLE.encode(), "charset": None}])
+    kept, _, _ = run_stage(TrafilaturaExtract(ExtractConfig(timeout_s=0.5, isolate=False)),
+                           [{"html": ARTICLE.encode(), "charset": None}])
     time.sleep(0.8)  # an alarm left armed would raise here
     assert len(kept) == 1
+
+
+def test_isolated_limit_works_off_the_main_thread():
+    """SIGALRM needs the main thread; the killable child does not (threaded Ray actors)."""
+    class Slow(TrafilaturaExtract):
+        def extract(self, html):
+            if "Heading" in html:
+                time.sleep(30)
+            return super().extract(html)
+
+    result = {}
+    pages = (ARTICLE.encode(), ARTICLE.encode().replace(b"Heading", b"H"))
+    docs = [{"html": page, "charset": None} for page in pages]
+    stage = Slow(ExtractConfig(timeout_s=0.5))
+    thread = threading.Thread(target=lambda: result.update(out=run_stage(stage, docs)))
+    thread.start()
+    thread.join()
+    kept, _, stats = result["out"]
+    assert len(kept) == 1 and dict(stats.dropped) == {"extract_timeout": 1}
+    assert "no_time_limit" not in stats.events
+
+
+def test_errors_and_crashes_in_the_child_drop_one_page():
+    class Fragile(TrafilaturaExtract):
+        def extract(self, html):
+            if "RAISE" in html:
+                raise ValueError("bad page")
+            if "CRASH" in html:
+                os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer, or a crash in C code, would
+            return super().extract(html)
+
+    pages = [ARTICLE.replace("Heading", word).encode() for word in ("RAISE", "fine", "CRASH", "fine")]
+    kept, _, stats = run_stage(Fragile(ExtractConfig()), [{"html": p, "charset": None} for p in pages])
+    assert len(kept) == 2 and dict(stats.dropped) == {"extract_error": 2}
+    assert stats.events["extract_error:ValueError"] == 1 and stats.events["extract_error:WorkerDied"] == 1
+
+
+def test_a_child_killed_between_pages_is_replaced():
+    stage = TrafilaturaExtract(ExtractConfig())
+
+    def docs():
+        yield {"html": ARTICLE.encode(), "charset": None}
+        child = stage.worker.pid
+        os.kill(child, signal.SIGKILL)
+        while alive(child):
+            time.sleep(0.01)
+        yield {"html": ARTICLE.encode(), "charset": None}
+
+    kept, _, stats = run_stage(stage, docs())
+    assert len(kept) == 2 and not stats.dropped
+
+
+def test_child_dies_with_its_parent(tmp_path):
+    """A parent killed with SIGKILL (an OOM kill, a Ray worker killed) takes its child with it."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "from pipeline.config import ExtractConfig\n"
+        "from stages.extract import TrafilaturaExtract\n"
+        "stage = TrafilaturaExtract(ExtractConfig())\n"
+        "stage.events = __import__('collections').Counter()\n"
+        "stage.extract_within_limit('<html><body><p>hello</p></body></html>')\n"
+        "print(stage.worker.pid, flush=True)\n"
+        "time.sleep(60)\n")
+    with subprocess.Popen([sys.executable, script], cwd=ROOT, stdout=subprocess.PIPE, text=True) as parent:
+        child = int(parent.stdout.readline())
+        assert alive(child)
+        parent.kill()
+    for _ in range(100):  # the kernel delivers the death signal at once; allow a busy machine 10 s
+        if not alive(child):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"extraction child {child} outlived its parent")
+
+
+def test_isolation_changes_no_text():
+    """The child extracts exactly what in-process extraction does, on real pages of every charset."""
+    docs = [d for name in ("CC-MAIN-20200808165417-20200808195417-00395.part-a.warc.gz",
+                           "clueweb09-ja-quirk.warc.gz", "dolma-wget-sample-0000.warc.gz")
+            for d in read_all(str(require(WARC / "real" / name)))[0]]
+    broken = ARTICLE.replace("Tuesday", "Tues\udcff").encode("utf-8", "surrogateescape")  # not UTF-8
+    docs.append({"id": "declared utf-8, is not", "html": broken, "charset": "utf-8"})
+    texts = {}
+    for isolate in (True, False):
+        kept, _, _ = run_stage(TrafilaturaExtract(ExtractConfig(isolate=isolate)), [dict(d) for d in docs])
+        texts[isolate] = [(d["id"], d["charset"], d["text"]) for d in kept]
+    assert len(texts[True]) > 20 and texts[True] == texts[False]
+    assert texts[True][-1][0] == "declared utf-8, is not"
+    assert len({charset for _, charset, _ in texts[True]}) > 2
 
 
 def extracted(path):
@@ -109,18 +236,23 @@ def test_languages_of_known_real_pages():
         assert by_domain[domain]["language"] == "en"
 
 
+# lid.176 accuracy on the first 200 lingua sentences of each language, measured 2026-11-28
+LID_ACCURACY = {"de": 1.0, "en": 1.0, "pl": 1.0, "ru": 1.0, "fr": 0.99, "es": 0.985, "ja": 0.985, "zh": 0.945}
+LID_SENTENCES = 200
+
+
 def test_lid_on_labelled_sentences():
-    """fastText lid.176 on lingua's sentences in the sample's languages: ≥ 93% correct each
-    (measured on the first 200 each: zh 94.5%, es 98.5%, ja 98.5%, fr 99%, de/en/pl/ru 100%)."""
+    """fastText lid.176 on lingua's sentences in the sample's languages, each at least the 99%
+    Wilson lower bound of its measured accuracy (zh 0.945 → 0.887, es 0.985 → 0.942, 1.0 → 0.967)."""
     lines = gzip.open(require(DATA / "langid" / "lingua_sentences.tsv.gz"), "rt", encoding="utf-8").read()
     rows = [r for r in (line.split("\t", 1) for line in lines.splitlines()[1:]) if len(r) == 2]
     lid = FastTextLid(LidConfig())
-    for lang in ("de", "en", "pl", "es", "fr", "zh", "ja", "ru"):
-        sents = [t for l, t in rows if l == lang][:200]
-        docs = [{"text": t} for t in sents]
-        kept, _, _ = run_stage(lid, docs)
+    for lang, measured in LID_ACCURACY.items():
+        sents = [t for l, t in rows if l == lang][:LID_SENTENCES]
+        assert len(sents) == LID_SENTENCES
+        kept, _, _ = run_stage(lid, [{"text": t} for t in sents])
         accuracy = sum(d["language"] == lang for d in kept) / len(sents)
-        assert accuracy >= 0.93, (lang, accuracy)
+        assert accuracy >= floor(measured, LID_SENTENCES), (lang, accuracy)
 
 
 def test_keep_list_and_thresholds():

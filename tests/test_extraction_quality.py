@@ -1,4 +1,4 @@
-"""Extraction quality on real pages with gold text (floors set from BENCHMARKS.md figures)."""
+"""Extraction quality on real pages with gold text (floors from BENCHMARKS.md figures, with margins)."""
 
 import pytest
 
@@ -8,11 +8,15 @@ from pipeline.stats import StageStats
 from stages.extract import TrafilaturaExtract
 from stages.ingest import read_all
 from tests.conftest import DATA, WARC, require
+from tests.floors import floor
 
 PACKED = WARC / "packed"
-# measured 2026-11-23 with the default settings (BENCHMARKS.md): 0.958 and 0.907
-F1_FLOOR = 0.94
-SNIPPET_F1_FLOOR = 0.88
+# measured 2026-11-23 with the default settings (BENCHMARKS.md), floored at the 99% Wilson lower
+# bound for the number of pages: scrapinghub mean token F1 0.958 over 113 pages → 0.878,
+# trafilatura snippet F1 0.907 over 595 pages → 0.871
+SCRAPINGHUB_PAGES, TRAFILATURA_PAGES = 113, 595
+F1_FLOOR = floor(0.958, SCRAPINGHUB_PAGES)
+SNIPPET_F1_FLOOR = floor(0.907, TRAFILATURA_PAGES)
 GOLD = DATA / "extraction"
 
 
@@ -26,7 +30,7 @@ def extracted_texts(warc) -> dict[str, str]:
 def test_scrapinghub_article_token_f1():
     warc = PACKED / "scrapinghub_pages.warc.gz"
     gold = load_scrapinghub_gold(require(GOLD / "scrapinghub" / "ground-truth.json"), warc)
-    assert len(gold) == 113
+    assert len(gold) == SCRAPINGHUB_PAGES
     scores = mean_token_scores(extracted_texts(warc), gold)
     print(f"scrapinghub: P {scores.precision:.3f} R {scores.recall:.3f} F1 {scores.f1:.3f} empty {scores.empty}")
     assert scores.f1 >= F1_FLOOR
@@ -36,6 +40,7 @@ def test_scrapinghub_article_token_f1():
 def test_trafilatura_snippets():
     warc = PACKED / "trafilatura_pages.warc.gz"
     gold = load_trafilatura_gold(require(GOLD / "trafilatura" / "evaldata.json"), warc)
+    assert len(gold) == TRAFILATURA_PAGES
     counts = total_snippet_counts(extracted_texts(warc), gold)
     print(f"trafilatura: P {counts.precision:.3f} R {counts.recall:.3f} F1 {counts.f1:.3f}")
     assert counts.f1 >= SNIPPET_F1_FLOOR

@@ -111,3 +111,15 @@ def test_filter_config_errors_name_the_key(tmp_path):
         load_config(config_with(tmp_path, {"languages": {"de": {"min_words_test": {"typo": 1}}}}))
     cfg = load_config(config_with(tmp_path, {"default": {"min_words_test": {}}}))
     assert cfg.stages.order == ["ingest", "extract", "lid", "filters", "write"]
+
+
+def test_compat_reaches_every_heuristic_unless_a_filter_sets_its_own():
+    cfg = FiltersConfig(compat="datatrove", default={"gopher_quality": {}, "c4": {"compat": "paper"},
+                                                     "min_words_test": {}})
+    gopher, c4, min_words = FilterStage(cfg).chain("en")
+    assert gopher.params.compat == "datatrove" and c4.params.compat == "paper"
+    assert c4.params.min_num_sentences == 3  # the paper's threshold
+    assert not hasattr(min_words.params, "compat")  # a filter without two definitions is untouched
+    paper = FilterStage(FiltersConfig(default={"c4": {}})).chain("en")[0]
+    assert paper.params.compat == "paper"
+    assert FilterStage(FiltersConfig(compat="datatrove", default={"c4": {}})).chain("en")[0].params.min_num_sentences == 5

@@ -2,9 +2,11 @@
 
 import gzip
 import io
+import re
 from pathlib import Path
 
 import pytest
+from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -166,3 +168,100 @@ def test_cut_bodies_in_whole_records_are_kept(tmp_path: Path):
     docs, rejects, stats = read_all(str(tmp_path / "t.warc.gz"))
     assert len(docs) == 1 and not rejects
     assert stats.events["warc_truncated"] == 1
+
+
+# --- a bad record loses one record (issue #9) ------------------------------------------------------
+
+CC_EXCERPT = WARC / "real" / "CC-MAIN-20200808165417-20200808195417-00395.part-a.warc.gz"
+
+
+def _real_responses(n: int = 7) -> list[bytes]:
+    """The first n response records of a real Common Crawl excerpt, uncompressed, byte for byte."""
+    data = require(CC_EXCERPT).read_bytes()
+    with open(CC_EXCERPT, "rb") as f:
+        archive = ArchiveIterator(f)
+        spans = [(archive.get_record_offset(), archive.get_record_length(), r.rec_type) for r in archive]
+    return [gzip.decompress(data[o:o + n_bytes]) for o, n_bytes, kind in spans if kind == "response"][:n]
+
+
+def _url(record: bytes) -> str:
+    return re.search(rb"WARC-Target-URI: (\S+)", record).group(1).decode()
+
+
+def _with_warc_length(record: bytes, delta: int) -> bytes:
+    """The record with its WARC Content-Length (the first one: WARC headers come first) off by delta."""
+    m = re.search(rb"Content-Length: (\d+)", record)
+    return record[:m.start(1)] + str(int(m.group(1)) + delta).encode() + record[m.end(1):]
+
+
+def _write(path: Path, records: list[bytes], gz: bool, between: dict[int, bytes] | None = None) -> str:
+    """Records one after another (each its own gzip member if gz), `between[i]` written before record i."""
+    parts = []
+    for i, record in enumerate(records):
+        parts.append((between or {}).get(i, b""))
+        parts.append(gzip.compress(record) if gz else record)
+    path.write_bytes(b"".join(parts))
+    return str(path)
+
+
+def _read_quietly(path: str, capfd, caplog) -> tuple[list[dict], list[dict], object]:
+    """read_all, checking the console: nothing from warcio, one log line per kind of read error."""
+    caplog.clear()
+    docs, rejects, stats = read_all(path)
+    out, err = capfd.readouterr()
+    assert out == err == ""  # warcio would print the rest of a bad record here
+    kinds = {k for k in stats.events if k.startswith("read_error:")}
+    assert len(caplog.records) == len(kinds) and all(len(r.getMessage()) < 400 for r in caplog.records)
+    return docs, rejects, stats
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("delta", [-300, 300], ids=["too_short", "too_long"])
+def test_a_wrong_content_length_loses_only_its_own_record(tmp_path, capfd, caplog, gz, delta):
+    records = _real_responses()
+    bad = 3
+    broken = records[:bad] + [_with_warc_length(records[bad], delta)] + records[bad + 1:]
+    path = _write(tmp_path / "bad.warc", broken, gz)
+    docs, rejects, stats = _read_quietly(path, capfd, caplog)
+    honest = [_url(r) for i, r in enumerate(records) if i != bad]
+    assert stats.events["record:response"] == len(records) and stats.events["bad_record_length"] == 1
+    if gz and delta > 0:  # the gzip member ends the record: its page is whole (the HTTP length is met)
+        assert [d["url"] for d in docs] == [_url(r) for r in records] and not rejects
+        return
+    assert [d["url"] for d in docs] == honest
+    assert [(r["url"], r["reject_reason"]) for r in rejects] == [(_url(records[bad]), "bad_content_length")]
+    assert stats.events["read_error:bad_content_length"] == 1 and stats.events["resync_skipped_bytes"] > 0
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_junk_between_records_is_skipped_and_counted(tmp_path, capfd, caplog, gz):
+    records = _real_responses()
+    junk = b"\x00\x01 not a record\r\n" * 20 + b"<html>" + b"x" * 3000 + b"\r\n"
+    path = _write(tmp_path / "junk.warc", records, gz, {4: junk})
+    docs, rejects, stats = _read_quietly(path, capfd, caplog)
+    assert [d["url"] for d in docs] == [_url(r) for r in records] and not rejects
+    assert sum(v for k, v in stats.events.items() if k.startswith("read_error:")) == 1
+    assert len(junk) <= stats.events["resync_skipped_bytes"] < len(junk) + 100
+
+
+def test_a_gzip_cut_at_the_end_keeps_every_whole_record(tmp_path, capfd, caplog):
+    records = _real_responses()
+    members = [gzip.compress(r) for r in records]
+    for keep in (20, len(members[-1]) // 2, len(members[-1]) - 4):  # in the headers, the body, the trailer
+        path = tmp_path / "cut.warc.gz"
+        path.write_bytes(b"".join(members[:-1]) + members[-1][:keep])
+        docs, rejects, stats = _read_quietly(str(path), capfd, caplog)
+        whole = keep == len(members[-1]) - 4  # only the gzip trailer's size field is missing
+        assert [d["url"] for d in docs] == [_url(r) for r in records[:len(records) - (not whole)]], keep
+        cut = len(rejects) + stats.events["read_error:truncated"]
+        assert cut == (not whole) and {r["reject_reason"] for r in rejects} <= {"truncated_payload"}, keep
+
+
+def test_an_arc_whose_first_record_length_is_wrong_is_read_after_it():
+    """Common Crawl 2008: the filedesc record's length covers the blank line after it, so the
+    next record follows without one. warcio gives up there; resynchronising reads all 145."""
+    path = require(WARC / "more" / "copycat-cc2008-small-sample-1213893279526_0.arc")
+    docs, rejects, stats = read_all(str(path))
+    assert stats.events["record:response"] == 145 and stats.events["read_error:bad_content_length"] == 1
+    assert len(docs) == 125 and len({d["url"] for d in docs}) == 125  # 131 with status 200, 6 of them PDFs
+    assert dict(stats.dropped) == {"content_type": 6, "http_status_3xx": 6, "http_status_4xx": 8}

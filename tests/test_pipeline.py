@@ -173,7 +173,7 @@ def test_a_failing_task_does_not_stop_the_others():
             raise ValueError("bad shard")
         return x // 2
 
-    ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1")
+    ray.init(address="local", num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1")
     try:
         task = ray.remote(max_retries=0)(half)
         results, failed = run_tasks(task, ((i,) for i in range(6)), 6, 2, "t", progress=False)

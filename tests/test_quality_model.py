@@ -40,6 +40,7 @@ from stages.extract import TrafilaturaExtract, decode_html
 from stages.ingest import read_all
 from stages.lid import lid176_path
 from tests.conftest import ROOT, WARC, require
+from tests.floors import floor
 
 PACKED = WARC / "packed"
 _BULLET = re.compile(r"^[\s•·*\-–]+")
@@ -100,8 +101,10 @@ def test_train_quality_cli_and_filter(corpus, tmp_path):
 
     v = meta["validation"]
     assert v["documents"] == hq["validation"] + lq["validation"] >= 80
-    assert v["accuracy"] >= 0.8 and v["auc"] >= 0.9  # chance is 0.5
-    assert v["precision"] >= 0.75 and v["recall"] >= 0.75
+    # measured 2026-11-28: accuracy 0.851 of 114, precision 0.857 of 56, recall 0.842 of 57, AUC 0.939
+    # (its floor from the smaller class, 57); chance is 0.5
+    assert v["accuracy"] >= floor(0.851, 114) and v["auc"] >= floor(0.939, 57)
+    assert v["precision"] >= floor(0.857, 56) and v["recall"] >= floor(0.842, 57)
 
     # pages never seen in training, through the filter
     annotate = QualityModel(QualityModel.Params(path=str(out)), "en")
@@ -112,7 +115,7 @@ def test_train_quality_cli_and_filter(corpus, tmp_path):
           f"boilerplate {statistics.mean(neg):.2f}, AUC {auc:.3f}")
     assert len(pos) >= 100 and all(0.0 <= s <= 1.0 for s in pos + neg)
     assert statistics.mean(pos) - statistics.mean(neg) >= 0.4
-    assert auc >= 0.9
+    assert auc >= floor(0.964, 145)  # measured 0.964 on 145 + 145 held-out pages
     assert all(annotate(TextView(t))[1] is None for t in corpus["held_neg"])  # no threshold: drops nothing
 
     strict = QualityModel(QualityModel.Params(path=str(out), threshold=0.5), "en")
@@ -124,7 +127,8 @@ def test_train_quality_cli_and_filter(corpus, tmp_path):
         assert [reason for _, reason in results] == ["low_score" if s < 0.5 else None for s in scores]
         dropped[name] = sum(reason is not None for _, reason in results) / len(texts)
     print(f"threshold 0.5 drops {dropped['neg']:.0%} of boilerplate, {dropped['pos']:.0%} of main text")
-    assert dropped["neg"] >= 0.8 and dropped["pos"] <= 0.2, dropped
+    # measured: 90% of 145 boilerplate pages dropped, 8% of 145 main texts
+    assert dropped["neg"] >= floor(0.90, 145) and dropped["pos"] <= 1 - floor(0.92, 145), dropped
 
 
 def test_training_is_deterministic(corpus, tmp_path):

@@ -1,7 +1,8 @@
 """Toxicity filters (filters/toxicity.py): unit behaviour, and quality floors on labelled comments.
 
-The floors sit a little below what bench/bench_toxicity.py measured at the defaults (see
-bench/results/toxicity.json), so a change that costs quality fails here.
+The floors are what bench/bench_toxicity.py measured at the defaults (bench/results/toxicity.json)
+less the 99% margin for each sample size (tests/floors.py), so a change that costs quality fails
+here while another sample of the same kind does not.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from filters.toxicity import (
     profanity_model,
 )
 from tests.conftest import DATA, require
+from tests.floors import floor
 
 TOX = DATA / "toxicity"
 
@@ -216,12 +218,15 @@ def _pr(pred, gold):
     return tp / max(sum(pred), 1), tp / max(sum(gold), 1)
 
 
-# (precision, recall) floors at the defaults, a little below the measured values:
-# surge    badwords .859/.214  toxicity .924/.467  either .913/.481
-# jigsaw   badwords .667/.800  toxicity .625/1.00  either .556/1.00   (5 positives only)
-FLOORS = {
-    "surge": {"badwords": (0.82, 0.19), "toxicity": (0.89, 0.44), "either": (0.88, 0.45)},
-    "jigsaw": {"badwords": (0.6, 0.8), "toxicity": (0.6, 1.0), "either": (0.5, 1.0)},
+# (precision, recall) measured at the defaults by bench/bench_toxicity.py (bench/results/toxicity.json):
+# surge  (580 comments, 285 toxic)  badwords .859/.214  toxicity .924/.467  either .913/.481
+# jigsaw (67 comments, 5 toxic)     badwords .667/.800  toxicity .625/1.00  either .556/1.00
+# Each floor is the measured figure less the 99% margin for its sample size (tests/floors.py):
+# precision over the comments flagged, recall over the toxic ones. With 5 toxic jigsaw comments
+# that margin is wide (recall 1.0 -> 0.43): the small set guards against collapse, surge against drift.
+MEASURED = {
+    "surge": {"badwords": (0.859, 0.214), "toxicity": (0.924, 0.467), "either": (0.913, 0.481)},
+    "jigsaw": {"badwords": (0.667, 0.8), "toxicity": (0.625, 1.0), "either": (0.556, 1.0)},
 }
 
 
@@ -232,10 +237,11 @@ def test_precision_recall_floors(dataset):
     b = [run(bw, t)[1] is not None for t, _ in rows]
     m = [run(tox, t)[1] is not None for t, _ in rows]
     gold = [g for _, g in rows]
-    measured = {"badwords": _pr(b, gold), "toxicity": _pr(m, gold), "either": _pr([x or y for x, y in zip(b, m)], gold)}
-    for rule, (p_floor, r_floor) in FLOORS[dataset].items():
-        p, r = measured[rule]
-        assert p >= p_floor and r >= r_floor, (dataset, rule, round(p, 3), round(r, 3))
+    flagged = {"badwords": b, "toxicity": m, "either": [x or y for x, y in zip(b, m)]}
+    for rule, (p_measured, r_measured) in MEASURED[dataset].items():
+        p, r = _pr(flagged[rule], gold)
+        p_floor, r_floor = floor(p_measured, max(sum(flagged[rule]), 1)), floor(r_measured, sum(gold))
+        assert p >= p_floor and r >= r_floor, (dataset, rule, round(p, 3), round(r, 3), p_floor, r_floor)
 
 
 def test_clean_articles_kept():
@@ -243,4 +249,4 @@ def test_clean_articles_kept():
         articles = [v["articleBody"] for v in json.load(f).values()]
     chain = [BadWords(BadWordsParams(), "en"), ToxicityScore(ToxicityParams(), "en")]
     dropped = [a[:80] for a in articles if any(run(f, a)[1] for f in chain)]
-    assert len(dropped) <= 1, dropped  # measured: 0 of 113
+    assert 1 - len(dropped) / len(articles) >= floor(1.0, 113), dropped  # measured: 0 of 113 dropped

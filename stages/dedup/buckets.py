@@ -47,6 +47,8 @@ def read_bucket_range(sources: list[Source], family: str, lo: int, hi: int | Non
 
 def bucket_edges(rec: np.ndarray) -> np.ndarray:
     """EDGE records member → hub for every bucket (equal hash) of more than one document."""
+    if len(rec) == 0:  # an empty run, or a hash range no document fell into
+        return np.zeros(0, records.EDGE)
     rec = rec[np.lexsort((rec["key"], rec["prio"], rec["hash"]))]
     h = rec["hash"]
     hub_row = np.concatenate([[True], h[1:] != h[:-1]])

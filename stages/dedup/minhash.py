@@ -10,9 +10,10 @@ What is vectorised: a batch of normalised texts is one byte array. A polynomial 
 shingle's bytes comes from one prefix sum (mod 2^64, with powers of the inverse of an odd base),
 so no Python code runs per shingle; the permutations run as (shingles × num_perm) uint32 blocks.
 
-Normalisation (for shingles and for exact dedup): NFKC, casefold, words are runs of `\\w` (each
-kana or Han character is a word), joined by single spaces. Case, punctuation, whitespace and Unicode compatibility forms do not
-change a document's shingles or its exact hash.
+Normalisation (for shingles and for exact dedup): NFKC, casefold, words are runs of `\\w` joined
+by single spaces; kana and Han runs are cut into pseudo-words of about two characters, so a CJK
+passage weighs what a passage of spaced words does. Case, punctuation, whitespace and Unicode
+compatibility forms do not change a document's shingles or its exact hash.
 """
 
 from __future__ import annotations
@@ -26,25 +27,45 @@ import numpy as np
 import xxhash
 
 WORD = re.compile(r"\w+")
-CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and Han: no spaces between words
+CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF))  # kana, Han: no spaces
+CJK = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in CJK_RANGES)  # as a regex class
 HAS_CJK = re.compile(f"[{CJK}]")
-WORD_OR_CJK_CHAR = re.compile(f"[{CJK}]|[^\\W{CJK}]+")
+PAIR_MULTIPLIER = np.uint32(0x9E3779B1)
 BASE = np.uint64(0x100000001B3)  # odd, so invertible mod 2^64
 BASE_INV = np.uint64(pow(int(BASE), -1, 1 << 64))
 MAX32 = np.uint32(0xFFFFFFFF)
 CHUNK = 1024  # shingles per (CHUNK × num_perm) block: fits in L2
 MAX_BATCH_CHARS = 1 << 19  # text hashed at once: its uint64 arrays take 8 bytes per byte of text
-NORMALISATION = "nfkc-casefold-words-cjkchars-v1"  # recorded in the index; change it when the above changes
+NORMALISATION = "nfkc-casefold-words-cjkpairs-v2"  # recorded in the index; change it when the above changes
 
 
 def normalise(text: str) -> str:
-    """Words joined by single spaces; a Chinese or Japanese character is a word of its own (as
-    filters/text.py splits them), so shingles there are character n-grams."""
+    """Words joined by single spaces. Chinese and Japanese, written without spaces, are cut into
+    pseudo-words of two characters on average (`cjk_words`), so that a passage weighs about what
+    its translation would, whatever the script."""
     text = unicodedata.normalize("NFKC", text).casefold()
     words = " ".join(WORD.findall(text))
     if words.isascii() or not HAS_CJK.search(words):  # isascii is O(1) in CPython
         return words
-    return " ".join(WORD_OR_CJK_CHAR.findall(text))
+    return cjk_words(words)
+
+
+def cjk_words(words: str) -> str:
+    """Runs of kana and Han cut into pseudo-words, and cut off from letters and digits next to
+    them. A cut falls between two such characters when a hash of the pair has its top bit clear
+    (half the time): the cuts depend on the text only, not on where it starts, so an edit moves
+    only the cuts beside it, and a run of m characters makes about m/2 words, about as many as
+    a Chinese word of 1.5-2 characters on average would make."""
+    code = np.frombuffer(words.encode("utf-32-le", "surrogatepass"), np.uint32)
+    cjk = np.zeros(len(code), bool)
+    for lo, hi in CJK_RANGES:
+        cjk |= (code >= lo) & (code <= hi)
+    left, right = code[:-1], code[1:]
+    pair_hash = fmix32(left * PAIR_MULTIPLIER + right)
+    inside = cjk[:-1] & cjk[1:]
+    script_change = (cjk[:-1] != cjk[1:]) & (left != 32) & (right != 32)
+    cuts = np.flatnonzero((inside & (pair_hash < np.uint32(1 << 31))) | script_change) + 1
+    return np.insert(code, cuts, np.uint32(32)).tobytes().decode("utf-32-le", "surrogatepass")
 
 
 def exact_hash(normalised: str) -> int:

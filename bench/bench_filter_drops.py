@@ -1,0 +1,167 @@
+"""Filter drop rates: clean gold pages against the real crawl, datatrove-exact rules against the
+papers' definitions.
+
+    python bench/bench_filter_drops.py [--out bench/results/filters_drops.json] [--cache DOCS.pkl]
+
+- **Gold pages**: the 708 hand-picked news and blog pages of the extraction benchmarks
+  (`warc/packed/`), clean by construction: every drop there is a false positive.
+- **Real crawl**: every WARC/ARC in `warc/real/` and `warc/more/` (WAT and WET files aside),
+  which hold real junk (spam, link lists, error pages) beside real articles.
+- Both go through gristmill's own ingest → extract → lid in-process, then the filters block of
+  `configs/sample.yaml`, once with `compat: datatrove` ("before") and once with the papers'
+  definitions (the default, "after").
+- Counted per `filter:reason` twice: the first objection, as the stage drops, and each filter
+  alone (not hidden by an earlier one). Every gold drop reason left gets one example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+import pipeline.env  # noqa: F401  (offline hubs before anything loads a model)
+from filters import FILTERS
+from filters.text import TextView
+from pipeline.config import FiltersConfig, parse_config
+from pipeline.shard import build_doc_stages
+from pipeline.stats import RunStats
+from stages.ingest import WarcIngest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `bench` when run as a script
+from bench.common import DATA_DIR, machine_notes, markdown_table, write_json  # noqa: E402
+
+MODES = ("datatrove", "paper")
+EXCERPT_CHARS = 160
+
+
+def inputs(data: Path) -> dict[str, list[str]]:
+    warc = data / "warc"
+    crawl = [p for d in ("real", "more") for p in sorted((warc / d).iterdir())
+             if not p.name.endswith((".wat", ".wet", ".wat.gz", ".wet.gz"))]
+    return {"gold": [str(p) for p in sorted((warc / "packed").glob("*.warc.gz"))], "crawl": [str(p) for p in crawl]}
+
+
+def extract(paths: list[str]) -> tuple[list[dict], dict]:
+    """Documents after ingest → extract → lid (as `configs/sample.yaml` runs them), and the stats."""
+    cfg = parse_config({"inputs": [{"name": "bench", "paths": paths}],
+                        "stages": {"ingest": {}, "extract": {"timeout_s": 30.0}, "lid": {}, "write": {}}})
+    stats, docs, seen = RunStats(), [], set()
+    ingest, chain = WarcIngest(cfg.stages.ingest, "bench"), build_doc_stages(cfg)
+    for path in paths:
+        stream = ingest.read(path, stats.stage("ingest"), [])
+        for stage in chain:
+            stream = stage.run(stream, stats.stage(stage.name), [])
+        for doc in stream:
+            if (doc["url"], doc["text"]) not in seen:  # the same crawl as ARC and as WARC counts once
+                seen.add((doc["url"], doc["text"]))
+                docs.append({"url": doc["url"], "text": doc["text"], "language": doc["language"],
+                             "file": Path(path).name})
+    return docs, stats.to_dict()
+
+
+def sample_filters(compat: str) -> FiltersConfig:
+    raw = yaml.safe_load((ROOT / "configs" / "sample.yaml").read_text())["stages"]["filters"]
+    return FiltersConfig.model_validate({**raw, "compat": compat})
+
+
+def decide(docs: list[dict], cfg: FiltersConfig) -> list[dict]:
+    """Per document: the chain's first objection, and every filter's own reason."""
+    from stages.filters import FilterStage
+
+    stage, out = FilterStage(cfg), []
+    for d in docs:
+        view = TextView(d["text"], d["language"], d["url"])
+        alone, first, signals = {}, None, {}
+        for f in stage.chain(d["language"]):
+            sig, reason = f(view)
+            signals[f.name] = sig
+            if reason is not None:
+                alone[f.name] = f"{f.name}:{reason}"
+                first = first or alone[f.name]
+        out.append({"first": first, "alone": alone, "signals": signals})
+    return out
+
+
+def excerpt(text: str, n: int = EXCERPT_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat[:n] + ("…" if len(flat) > n else "")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DATA_DIR)
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "filters_drops.json")
+    p.add_argument("--cache", type=Path, help="extracted documents: read if present, else written")
+    args = p.parse_args()
+
+    if args.cache and args.cache.exists():
+        corpus = pickle.loads(args.cache.read_bytes())
+    else:
+        corpus = {name: extract(paths) for name, paths in inputs(args.data).items()}
+        if args.cache:
+            args.cache.write_bytes(pickle.dumps(corpus))
+    results = {"machine": machine_notes(["trafilatura"]), "sets": {}}
+    verdicts: dict[tuple[str, str], list[dict]] = {}
+    for name, (docs, stats) in corpus.items():
+        results["sets"][name] = {"documents": len(docs), "languages": dict(Counter(d["language"] for d in docs)),
+                                 "chain_stats": stats}
+        for mode in MODES:
+            verdicts[name, mode] = decide(docs, sample_filters(mode))
+
+    # per reason: first objection (as the stage drops) and each filter alone
+    reasons = sorted({r for v in verdicts.values() for d in v for r in d["alone"].values()})
+    rows, table = [], {}
+    for reason in reasons:
+        cells = {}
+        for name in corpus:
+            for mode in MODES:
+                v = verdicts[name, mode]
+                cells[f"{name}_{mode}_first"] = sum(d["first"] == reason for d in v)
+                cells[f"{name}_{mode}_alone"] = sum(reason in d["alone"].values() for d in v)
+        table[reason] = cells
+        rows.append([f"`{reason}`", *(f"{cells[f'{n}_{m}_first']} ({cells[f'{n}_{m}_alone']})"
+                                      for n in corpus for m in MODES)])
+    totals = {f"{n}_{m}": sum(d["first"] is not None for d in verdicts[n, m]) for n in corpus for m in MODES}
+    rows.append(["**dropped by the chain**", *(
+        f"**{totals[f'{n}_{m}']} / {len(corpus[n][0])} ({totals[f'{n}_{m}'] / len(corpus[n][0]):.1%})**"
+        for n in corpus for m in MODES)])
+    print(markdown_table(["reason: first (alone)", *(f"{n} {m}" for n in corpus for m in MODES)], rows))
+
+    # every gold drop reason left, with one example; crawl pages the new defaults keep
+    gold_docs, examples = corpus["gold"][0], {}
+    for doc, d in zip(gold_docs, verdicts["gold", "paper"]):
+        for reason in d["alone"].values():
+            if reason not in examples:
+                f = reason.split(":", 1)[0]
+                examples[reason] = {"url": doc["url"], "language": doc["language"], "excerpt": excerpt(doc["text"]),
+                                    "signals": {k: round(v, 3) for k, v in d["signals"][f].items()}}
+    print()
+    print(markdown_table(["reason", "example URL", "lang", "excerpt"],
+                         [[f"`{r}`", e["url"], e["language"], e["excerpt"]] for r, e in sorted(examples.items())]))
+    crawl_docs = corpus["crawl"][0]
+    rescued = [{"url": doc["url"], "language": doc["language"], "was": before["first"], "excerpt": excerpt(doc["text"])}
+               for doc, before, after in zip(crawl_docs, verdicts["crawl", "datatrove"], verdicts["crawl", "paper"])
+               if before["first"] and not after["first"]]
+    newly = [{"url": doc["url"], "language": doc["language"], "now": after["first"], "excerpt": excerpt(doc["text"])}
+             for doc, before, after in zip(crawl_docs, verdicts["crawl", "datatrove"], verdicts["crawl", "paper"])
+             if after["first"] and not before["first"]]
+    print(f"\ncrawl pages kept now, dropped by datatrove's rules: {len(rescued)}")
+    for r in rescued:
+        print(f"  {r['was']}  {r['url']}  [{r['language']}] {r['excerpt'][:100]}")
+    print(f"crawl pages dropped now, kept by datatrove's rules: {len(newly)}")
+    for r in newly:
+        print(f"  {r['now']}  {r['url']}  [{r['language']}] {r['excerpt'][:100]}")
+    results.update({"by_reason": table, "dropped": totals, "gold_examples": examples,
+                    "crawl_kept_now": rescued, "crawl_dropped_now": newly})
+    write_json(args.out, results)
+    print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
