@@ -96,6 +96,7 @@ def run_pipeline(cfg: Config, address: str | None = None) -> dict:
     previous = check_resume(manifest_path, cfg, inputs)
     print(connect(choose_address(address, cfg.execution.address), cfg.execution.num_cpus,
                   cfg.execution.connect_timeout_s), flush=True)
+    raise_if_interrupted()  # a signal that came while Ray started (inside Ray's code it only set a flag)
     shards = plan_shards(inputs)
     manifest = {
         "run": cfg.run.name,
