@@ -31,13 +31,13 @@ import re
 from pydantic import Field
 
 from filters.base import DocFilter, HeuristicParams
-from filters.text import CLOSING_QUOTES, SENTENCE_TERMINALS, SENTENCE_TERMINALS_CLASS, TextView, is_punct, tokenize
+from filters.text import SENTENCE_ENDS, SENTENCE_TERMINALS, SENTENCE_TERMINALS_CLASS, TextView, is_punct, tokenize
 
 _CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 _END_PUNCTUATION = (".", "?", "!", '"', "'")  # datatrove's
 # The paper's "terminal punctuation mark (a period, exclamation mark, question mark, or end
 # quotation mark)", in any script: Unicode's sentence terminals and closing quotation marks.
-_PAPER_END_PUNCTUATION = tuple(SENTENCE_TERMINALS | CLOSING_QUOTES)
+_PAPER_END_PUNCTUATION = tuple(SENTENCE_ENDS)
 _POLICY = re.compile("terms of use|privacy policy|cookie policy|uses cookies|use of cookies|use cookies")
 # A sentence-final character inside a line (before its last character): only then can the line
 # hold more than one sentence.

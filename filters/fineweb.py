@@ -19,7 +19,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from filters.base import DocFilter, HeuristicParams
-from filters.text import CLOSING_QUOTES, SENTENCE_TERMINALS, TextView
+from filters.text import SENTENCE_ENDS, SENTENCE_TERMINALS, TextView
 
 
 class FineWebQualityParams(HeuristicParams):
@@ -49,7 +49,7 @@ class FineWebQuality(DocFilter):
         super().__init__(params, language)
         chars = params.stop_chars
         if chars is None:
-            chars = SENTENCE_TERMINALS if params.compat == "datatrove" else SENTENCE_TERMINALS | CLOSING_QUOTES
+            chars = SENTENCE_TERMINALS if params.compat == "datatrove" else SENTENCE_ENDS
         self.stop_chars = tuple(chars)
 
     def __call__(self, doc: TextView) -> tuple[dict[str, float], str | None]:

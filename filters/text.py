@@ -116,6 +116,8 @@ SENTENCE_TERMINALS: frozenset[str] = frozenset(
 # Quotation marks that close a quote in some language ("„…“" in German, "«…»" in French, "»…«" in
 # Danish): a line ending in one ends a sentence as much as one ending in "." does.
 CLOSING_QUOTES: frozenset[str] = frozenset('"\'”’“»«」』')
+# What ends a sentence at the end of a line, as the papers count it (datatrove: SENTENCE_TERMINALS).
+SENTENCE_ENDS: frozenset[str] = SENTENCE_TERMINALS | CLOSING_QUOTES
 
 # A regex class body holding every sentence terminal (and, for speed, every astral character).
 SENTENCE_TERMINALS_CLASS = re.escape("".join(sorted(c for c in SENTENCE_TERMINALS if c <= "\uffff"))) \

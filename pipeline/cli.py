@@ -13,6 +13,7 @@ import yaml
 from pipeline import env  # noqa: F401
 from pipeline.config import ConfigError, expand_inputs, load_config
 from pipeline.version import code_version
+from stages.write import open_atomic
 
 
 def _summary(manifest: dict) -> str:
@@ -66,8 +67,11 @@ def _shutdown_ray() -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline.preflight import check_paths
+
     cfg = load_config(args.config, args.set)
     inputs = expand_inputs(cfg)
+    check_paths(cfg)
     print(f"ok: {sum(map(len, inputs.values()))} input files in {len(inputs)} inputs; "
           f"stages: {' → '.join(cfg.stages.order)}; output: {cfg.run_dir}")
     return 0
@@ -83,10 +87,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     """
     from ray.job_submission import JobSubmissionClient
 
+    from pipeline.preflight import check_paths
     from pipeline.runner import check_resume
     from pipeline.version import CODE_VERSION_VARIABLE
 
     cfg = load_config(args.config, args.set)  # fail here, not on the cluster
+    check_paths(cfg)
     check_resume(f"{cfg.run_dir}/manifest.json", cfg, expand_inputs(cfg))
     job_config = f"{cfg.run_dir}/submitted-config.yaml"
     text = yaml.safe_dump(cfg.to_raw(), sort_keys=False)
@@ -99,7 +105,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"gristmill: cannot reach the Ray job API at {args.address}: {str(e).splitlines()[0]}",
               file=sys.stderr)
         return 2
-    with fsspec.open(job_config, "w", auto_mkdir=True) as f:
+    with open_atomic(job_config, "w") as f:
         f.write(text)
     root = Path(__file__).resolve().parent.parent
     job_id = client.submit_job(
