@@ -1,4 +1,4 @@
-# gristmill — `make pipeline` runs the sample crawl end to end; `make test` runs the test suite.
+# gristmill — `make pipeline` runs the sample crawl end to end and mixes it; `make test` runs the test suite.
 # Both build the virtualenv first (pinned: requirements.lock), from nothing, on a fresh machine.
 
 PYTHON ?= python3
@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/sample.yaml
+MIX    ?= configs/sample-mix.yaml
 ARGS   ?=
 
 .PHONY: venv pipeline test bench clean
@@ -23,19 +24,25 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
+# The run, the mixture over it (train/validation token shards a trainer reads), and the report.
 pipeline: $(STAMP)
 	$(BIN)/gristmill run $(CONFIG) $(ARGS)
+	$(BIN)/gristmill mix $(MIX)
+	$(BIN)/gristmill report $(CONFIG) $(MIX)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(ARGS)
 
-bench: $(STAMP)
+bench: pipeline   # some benchmarks read the sample run (out/sample)
 	$(BIN)/python bench/bench_warc_readers.py
 	$(BIN)/python bench/bench_extract.py
 	$(BIN)/python bench/bench_filters.py
 	$(BIN)/python bench/bench_toxicity.py
 	$(BIN)/python bench/bench_pii.py
 	$(BIN)/python bench/bench_dedup.py
+	$(BIN)/python bench/bench_tokenize.py
+	$(BIN)/python bench/bench_mix.py
+	$(BIN)/python bench/bench_report.py
 
 clean:
 	rm -rf out .pytest_cache

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import statistics
 import subprocess
@@ -36,7 +35,9 @@ import xxhash
 from datasketch import MinHash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
-from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
+from bench.common import (  # noqa: E402
+    DATA_DIR, FreshProcesses, machine_notes, markdown_table, measured, pin_to_core, write_json,
+)
 from bench.dedup_corpus import (  # noqa: E402
     bucket_pairs, character_words, cluster_pairs, clusters_from_rejects, near_duplicate_set, normalised_by,
     pair_scores, replicated_corpus, write_parts,
@@ -221,23 +222,9 @@ def whole_stage(texts: list[str], copies: int) -> dict:
 # --- memory --------------------------------------------------------------------------------------
 
 
-def _measured(fn, args):
-    result = fn(*args)
-    return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # MiB
-
-
-class FreshProcesses:
-    """An `Execute` that runs every task in its own process and keeps each step's peak RSS."""
-
-    def __init__(self, workers: int = 2):
-        self.peaks: dict[str, int] = {}
-        self.pool = ProcessPoolExecutor(workers, mp_context=get_context("forkserver"), max_tasks_per_child=1)
-
-    def __call__(self, fn, args, desc):
-        step = desc.split()[1] if desc.split()[1] not in ("large-star", "small-star") else "components"
-        outs = list(self.pool.map(_measured, [fn] * len(args), args))
-        self.peaks[step] = max([self.peaks.get(step, 0), *(rss for _, rss in outs)])
-        return [r for r, _ in outs], []
+def _dedup_step(desc: str) -> str:
+    step = desc.split()[1]
+    return "components" if step in ("large-star", "small-star") else step
 
 
 def _noop() -> None:
@@ -287,14 +274,14 @@ def memory(texts: list[str], copies_list: list[int], budget_mb: float) -> list[d
         json.dump(texts, f)
     texts_file = f.name
     with ProcessPoolExecutor(1, mp_context=get_context("forkserver"), max_tasks_per_child=1) as pool:
-        baseline = pool.submit(_measured, _noop, ()).result()[1]
+        baseline = pool.submit(measured, _noop, ()).result()[1]
     for copies in copies_list:
         out = Path(tempfile.mkdtemp())
         cfg = parse_config({"run": {"name": "m", "output": str(out)}, "inputs": [{"name": "x", "paths": [__file__]}],
                             "stages": {"ingest": {}, "extract": {}, "dedup": {"task_memory_mb": budget_mb}, "write": {}}})
         parts = write_parts(cfg.run_dir, replicated_corpus(texts, copies), len(texts))
         corpus_mb = sum(p.stat().st_size for p in Path(cfg.run_dir, "pre_dedup").glob("*.parquet")) / 2**20
-        execute = FreshProcesses()
+        execute = FreshProcesses(step=_dedup_step)
         t0 = time.perf_counter()
         stats, failures = run_dedup(cfg, parts, execute)
         assert not failures, failures

@@ -7,7 +7,9 @@ import os
 import platform
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from importlib.metadata import version
 from pathlib import Path
 
@@ -58,3 +60,40 @@ def write_json(path: str | os.PathLike, payload: dict) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(payload, f, indent=2, ensure_ascii=False)
         f.write("\n")
+
+
+def measured(fn: Callable, args: tuple) -> tuple:
+    """(fn(*args), this process's peak RSS in MiB): for a task run in a fresh process."""
+    result = fn(*args)
+    return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def measured_from_now(fn: Callable, args: tuple) -> tuple:
+    """(fn(*args), the peak RSS in MiB while it ran): Linux resets the peak on request, so a
+    reused worker process measures each task on its own."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    result = fn(*args)
+    with open("/proc/self/status") as f:
+        peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+    return result, peak_kb // 1024
+
+
+class FreshProcesses:
+    """An `Execute` (stages/dedup, stages/mix) that keeps each step's peak RSS per task
+    (`step(desc)` names the step a task belongs to): every task in its own process, or with
+    `reuse`, in long-lived workers whose peak is reset before each task (much faster)."""
+
+    def __init__(self, workers: int = 2, step: Callable[[str], str] = lambda desc: desc.split()[1],
+                 reuse: bool = False):
+        self.peaks: dict[str, int] = {}
+        self.step = step
+        self.measure = measured_from_now if reuse else measured
+        self.pool = ProcessPoolExecutor(workers, mp_context=get_context("forkserver"),
+                                        max_tasks_per_child=None if reuse else 1)
+
+    def __call__(self, fn, args, desc):
+        step = self.step(desc)
+        outs = list(self.pool.map(self.measure, [fn] * len(args), args))
+        self.peaks[step] = max([self.peaks.get(step, 0), *(rss for _, rss in outs)])
+        return [r for r, _ in outs], []

@@ -1,6 +1,6 @@
 """Document filters and scorers. `FILTERS` maps each filter's config name to its class."""
 
-from filters.base import DocFilter
+from filters.base import DocFilter, Limit
 from filters.c4 import C4Quality
 from filters.fineweb import FineWebQuality
 from filters.gopher import GopherQuality, GopherRepetition

@@ -8,6 +8,8 @@ None to keep the document or a short reason to drop it. It never changes the tex
 
 from __future__ import annotations
 
+import operator
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -40,6 +42,25 @@ class HeuristicParams(FilterParams):
         return data
 
 
+Op = Literal["<", "<=", ">", ">="]
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A threshold in force: a document is dropped as `reason` ("<filter>:<reason>", as counted and
+    rejected) when `signal op value`. NaN (an undefined signal) never violates a limit."""
+
+    signal: str
+    op: Op
+    value: float
+    reason: str
+
+    def violated(self, signals: dict[str, float]) -> bool:
+        """Whether these signals (a filter's output) fail this limit."""
+        return bool(_OPS[self.op](signals[self.signal], self.value))
+
+
 class DocFilter:
     name: ClassVar[str]  # its key in the config; drops are counted and rejected as "<name>:<reason>"
     Params: ClassVar[type[FilterParams]]
@@ -51,3 +72,14 @@ class DocFilter:
 
     def __call__(self, doc: TextView) -> tuple[dict[str, float], str | None]:
         raise NotImplementedError
+
+    @classmethod
+    def limits(cls, params: FilterParams) -> list[Limit]:
+        """The thresholds in force under `params` (validated) that drop a document on one signal
+        alone, in the order the filter checks them; rules turned off (None) are left out."""
+        return []
+
+    @classmethod
+    def _limits(cls, *rules: tuple[str, Op, float | None, str]) -> list[Limit]:
+        """Limits from (signal, op, value or None for off, reason) rules; reasons get the name prefix."""
+        return [Limit(s, op, float(v), f"{cls.name}:{r}") for s, op, v, r in rules if v is not None]

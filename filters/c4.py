@@ -30,7 +30,7 @@ import re
 
 from pydantic import Field
 
-from filters.base import DocFilter, HeuristicParams
+from filters.base import DocFilter, HeuristicParams, Limit
 from filters.text import SENTENCE_ENDS, SENTENCE_TERMINALS, SENTENCE_TERMINALS_CLASS, TextView, is_punct, tokenize
 
 _CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -84,6 +84,12 @@ class C4Quality(DocFilter):
     def __init__(self, params: C4QualityParams, language: str):
         super().__init__(params, language)
         self.end_punctuation = _END_PUNCTUATION if params.compat == "datatrove" else _PAPER_END_PUNCTUATION
+
+    @classmethod
+    def limits(cls, params: C4QualityParams) -> list[Limit]:
+        """The sentence count only ("lorem_ipsum" and "curly_bracket" are per-line rules, no signal).
+        They take precedence: a page short of sentences may be dropped for either instead."""
+        return cls._limits(("c4_sentences", "<", params.min_num_sentences, "too_few_sentences"))
 
     def __call__(self, doc: TextView) -> tuple[dict[str, float], str | None]:
         p = self.params

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from filters.base import DocFilter, HeuristicParams
+from filters.base import DocFilter, HeuristicParams, Limit
 from filters.text import SENTENCE_ENDS, SENTENCE_TERMINALS, TextView
 
 
@@ -51,6 +51,19 @@ class FineWebQuality(DocFilter):
         if chars is None:
             chars = SENTENCE_TERMINALS if params.compat == "datatrove" else SENTENCE_ENDS
         self.stop_chars = tuple(chars)
+
+    @classmethod
+    def limits(cls, params: FineWebQualityParams) -> list[Limit]:
+        """Every rule but "empty" (no non-blank line); the punctuation rule not with
+        `line_punct_exclude_zero`, which spares a ratio of 0 (not a single threshold)."""
+        p = params
+        punct = None if p.line_punct_exclude_zero else p.line_punct_thr
+        return cls._limits(
+            ("fineweb_line_punct_ratio", "<", punct, "line_punct_ratio"),
+            ("fineweb_short_line_ratio", ">", p.short_line_thr, "short_line_ratio"),
+            ("fineweb_char_dup_ratio", ">", p.char_duplicates_ratio, "char_dup_ratio"),
+            ("fineweb_newline_ratio", ">", p.new_line_ratio, "list_ratio"),
+        )
 
     def __call__(self, doc: TextView) -> tuple[dict[str, float], str | None]:
         p, text = self.params, doc.text

@@ -37,7 +37,7 @@ import re
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from filters.base import DocFilter, HeuristicParams
+from filters.base import DocFilter, HeuristicParams, Limit
 from filters.text import ALPHA_TOKENS, SYMBOL_TOKENS, TextView, stop_words
 
 NAN = float("nan")
@@ -75,6 +75,23 @@ class GopherQuality(DocFilter):
         super().__init__(params, language)
         own = params.stop_words
         self.stop_words = frozenset(own) if own is not None else stop_words(language)
+
+    @classmethod
+    def limits(cls, params: GopherQualityParams) -> list[Limit]:
+        """Every rule (the stop-word one only where the language has stop words: NaN otherwise)."""
+        p = params
+        return cls._limits(
+            ("gopher_word_count", "<", p.min_doc_words, "gopher_short_doc"),
+            ("gopher_word_count", ">", p.max_doc_words, "gopher_long_doc"),
+            ("gopher_mean_word_length", "<", p.min_avg_word_length, "gopher_below_avg_threshold"),
+            ("gopher_mean_word_length", ">", p.max_avg_word_length, "gopher_above_avg_threshold"),
+            ("gopher_hash_ratio", ">", p.max_symbol_word_ratio, "gopher_too_many_hashes"),
+            ("gopher_ellipsis_ratio", ">", p.max_symbol_word_ratio, "gopher_too_many_ellipsis"),
+            ("gopher_bullet_lines_ratio", ">", p.max_bullet_lines_ratio, "gopher_too_many_bullets"),
+            ("gopher_ellipsis_lines_ratio", ">", p.max_ellipsis_lines_ratio, "gopher_too_many_end_ellipsis"),
+            ("gopher_alpha_words_ratio", "<", p.min_alpha_words_ratio, "gopher_below_alpha_threshold"),
+            ("gopher_stop_words", "<", p.min_stop_words, "gopher_few_stop_words"),
+        )
 
     def __call__(self, doc: TextView) -> tuple[dict[str, float], str | None]:
         p, text, words = self.params, doc.text, doc.words
@@ -232,6 +249,21 @@ class GopherRepetition(DocFilter):
                *(f"gopher_rep_top_{n}gram_char_frac" for n in TOP_NGRAMS),
                *(f"gopher_rep_dup_{n}gram_char_frac" for n in DUP_NGRAMS))
     params: GopherRepetitionParams
+
+    @classmethod
+    def limits(cls, params: GopherRepetitionParams) -> list[Limit]:
+        """Every rule (not "empty", for an empty text); an n-gram size missing from its dict is off."""
+        p = params
+        return cls._limits(
+            ("gopher_rep_dup_para_frac", ">", p.dup_para_frac, "dup_para_frac"),
+            ("gopher_rep_dup_para_char_frac", ">", p.dup_para_char_frac, "dup_para_char_frac"),
+            ("gopher_rep_dup_line_frac", ">", p.dup_line_frac, "dup_line_frac"),
+            ("gopher_rep_dup_line_char_frac", ">", p.dup_line_char_frac, "dup_line_char_frac"),
+            *((f"gopher_rep_top_{n}gram_char_frac", ">", p.top_ngram_char_frac.get(n), f"top_{n}_gram")
+              for n in TOP_NGRAMS),
+            *((f"gopher_rep_dup_{n}gram_char_frac", ">", p.dup_ngram_char_frac.get(n),
+               f"duplicated_{n}_n_grams") for n in DUP_NGRAMS),
+        )
 
     def __call__(self, doc: TextView) -> tuple[dict[str, float], str | None]:
         p, text = self.params, doc.text

@@ -64,7 +64,7 @@ import fsspec
 from fsspec.utils import infer_compression
 from pydantic import Field
 
-from filters.base import DocFilter, FilterParams
+from filters.base import DocFilter, FilterParams, Limit
 from filters.text import TextView
 from stages.write import commit, temp_path, write_json_atomic
 
@@ -438,6 +438,10 @@ class QualityModel(DocFilter):
     def __init__(self, params: Params, language: str):
         super().__init__(params, language)
         self.model = load_model(params.path)
+
+    @classmethod
+    def limits(cls, params: Params) -> list[Limit]:
+        return cls._limits(("quality_model_score", "<", params.threshold, "low_score"))
 
     def score(self, text: str) -> float:
         return hq_probabilities(self.model, [normalize(text)])[0]

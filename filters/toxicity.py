@@ -111,7 +111,7 @@ import numpy as np
 import xxhash
 from pydantic import Field
 
-from filters.base import DocFilter, FilterParams
+from filters.base import DocFilter, FilterParams, Limit
 from filters.text import TextView
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -273,6 +273,8 @@ class UrlBlocklist(DocFilter):
         else:
             self.hashes, self.urls = np.zeros(0, dtype=np.uint64), frozenset()
 
+    # limits(): none; a hit is a list lookup, not a threshold on `url_blocklist_hit` (one 0/1 for 3 reasons)
+
     def _domain_listed(self, candidates: list[str]) -> bool:
         if any(c in self.extra for c in candidates):
             return True
@@ -432,6 +434,10 @@ class BadWords(DocFilter):
         super().__init__(params, language)
         self.matcher = badword_matcher(base_language(language), tuple(sorted(set(params.extra_words))))
 
+    @classmethod
+    def limits(cls, params: BadWordsParams) -> list[Limit]:
+        return cls._limits(("badwords_ratio", ">", params.threshold, "ratio"))
+
     def __call__(self, doc: TextView) -> tuple[dict[str, float], str | None]:
         if self.matcher is None:
             return {"badwords_ratio": NAN, "badwords_count": NAN}, None
@@ -543,6 +549,10 @@ class ToxicityScore(DocFilter):
         super().__init__(params, language)
         self.active = base_language(language) in {base_language(x) for x in params.languages}
         self.model = profanity_model() if self.active else None
+
+    @classmethod
+    def limits(cls, params: ToxicityParams) -> list[Limit]:
+        return cls._limits(("toxicity_score", ">", params.threshold, "score"))
 
     def __call__(self, doc: TextView) -> tuple[dict[str, float], str | None]:
         if self.model is None:

@@ -1,4 +1,4 @@
-"""`gristmill` command line: run, validate, submit."""
+"""`gristmill` command line: run, validate, submit, mix, report, train-quality."""
 
 from __future__ import annotations
 
@@ -56,6 +56,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             _shutdown_ray()
             return 128 + e.signum
     print(_summary(manifest))
+    if manifest["status"] == "done" and cfg.mix is not None:
+        from stages.write import read_json
+
+        print(mix_summary(read_json(f"{cfg.mix.mix_dir}/mix.json"), cfg.mix.mix_dir))
     return 0 if manifest["status"] == "done" else 1
 
 
@@ -116,6 +120,91 @@ def cmd_submit(args: argparse.Namespace) -> int:
     )
     print(json.dumps({"job_id": job_id, "address": args.address, "config": job_config}))
     return 0
+
+
+def cmd_mix(args: argparse.Namespace) -> int:
+    """Build (or resume) the mixture a mix file describes, on Ray."""
+    from pipeline.mix_config import load_mix
+    from pipeline.ray_session import Interrupted, RayUnreachable, choose_address, connect, interruptible
+    from pipeline.runner import ray_execute
+    from stages.mix import MixFailed, build_mixture, prepare
+
+    spec = load_mix(args.mix, args.set)
+    mix, ex = spec.mixture, spec.execution
+    runs = prepare(mix)  # every check that needs no work, before Ray starts
+    with interruptible():
+        try:
+            print(connect(choose_address(args.address, ex.address), ex.num_cpus, ex.connect_timeout_s), flush=True)
+            import ray
+
+            limit = ex.max_in_flight or 2 * int(ray.cluster_resources().get("CPU", 1))
+            manifest = build_mixture(mix, ray_execute(limit, ex.progress and not args.no_progress), runs)
+        except RayUnreachable as e:
+            print(f"gristmill: {e}", file=sys.stderr)
+            return 2
+        except MixFailed as e:
+            print(f"gristmill: {e}", file=sys.stderr)
+            return 1
+        except Interrupted as e:
+            print(f"gristmill: stopped by {e}; finished tasks are kept, rerun the same command to resume",
+                  file=sys.stderr, flush=True)
+            _shutdown_ray()
+            return 128 + e.signum
+    print(mix_summary(manifest, mix.mix_dir))
+    return 0
+
+
+def mix_summary(m: dict, mix_dir: str) -> str:
+    lines = [f"mixture {m['name']}: {m['train']['tokens']:,} training tokens of a {m['budget']:,} budget "
+             f"in {len(m['train']['shards'])} shards; validation {sum(v['tokens'] for v in m['validation'].values()):,}",
+             f"  {'source':<20} {'weight':>7} {'share':>7} {'tokens':>13} {'epochs':>7} {'validation':>11}"]
+    for s in m["sources"]:
+        note = f"  short by {s['short_by_tokens']:,} (cap)" if s["short_by_tokens"] else ""
+        lines.append(f"  {s['name']:<20} {s['weight']:>7.3f} {s['realised']['share']:>7.3f} "
+                     f"{s['realised']['tokens']:>13,} {s['epochs']:>7.2f} {s['validation']['tokens']:>11,}{note}")
+    if m["unmatched"]["docs"]:
+        lines.append(f"  ({m['unmatched']['docs']:,} documents, {m['unmatched']['tokens']:,} tokens matched no source)")
+    lines.append(f"  {'mix.json':<10} {mix_dir}/mix.json")
+    return "\n".join(lines)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """report.json + report.html for a run (and its mixture), optionally against another run."""
+    from pipeline.report import report_data, write_report
+    from stages.write import exists
+
+    run_dir, mix_dir = _run_dir(args.run), _mix_dir(args.mix) if args.mix else None
+    if not exists(f"{run_dir}/manifest.json"):
+        raise ConfigError(f"{run_dir!r} is not a run directory (no manifest.json)")
+    data = report_data(run_dir, mix_dir, seed=args.seed, samples=args.samples)
+    other = None
+    if args.compare:
+        other_dir = _run_dir(args.compare)
+        if not exists(f"{other_dir}/manifest.json"):
+            raise ConfigError(f"--compare: {other_dir!r} is not a run directory (no manifest.json)")
+        edges = {s["column"]: s["edges"] for s in data["signals"]}
+        other = report_data(other_dir, _mix_dir(args.compare_mix) if args.compare_mix else None,
+                            seed=args.seed, samples=args.samples, edges=edges)
+    out = args.out or (run_dir if other is None else f"{run_dir}/compare-{other['run']['run']}")
+    json_path, html_path = write_report(data, out, compare=other)
+    print(f"report: {html_path}\n        {json_path}")
+    return 0
+
+
+def _run_dir(arg: str) -> str:
+    """A run directory, or the run config that names one."""
+    if arg.endswith((".yaml", ".yml")):
+        return load_config(arg).run_dir
+    return arg.rstrip("/")
+
+
+def _mix_dir(arg: str) -> str:
+    """A mixture directory, or the mix file that names one."""
+    if arg.endswith((".yaml", ".yml")):
+        from pipeline.mix_config import load_mix
+
+        return load_mix(arg).mixture.mix_dir
+    return arg.rstrip("/")
 
 
 def _read_text(path: str) -> str | None:
@@ -194,7 +283,26 @@ def main(argv: list[str] | None = None) -> int:
                             help="filters compute every signal but drop nothing (stages.filters.annotate_only)")
         if name == "submit":
             sp.add_argument("--address", default="http://127.0.0.1:8265", help="Ray dashboard/job address")
+    sp = sub.add_parser("mix", help="sample finished runs into shuffled train/validation token shards")
+    sp.add_argument("mix", help="a mix file (configs/sample-mix.yaml)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a value, e.g. mixture.budget=2000000")
+    sp.add_argument("--address", help="Ray cluster address (default: a private Ray on 127.0.0.1)")
+    sp.add_argument("--no-progress", action="store_true")
+    sp.set_defaults(fn=cmd_mix)
+    sp = sub.add_parser("report", help="the data-mix report of a run: report.html and report.json")
+    sp.add_argument("run", help="a run directory (or its run config)")
+    sp.add_argument("mix", nargs="?", help="its mixture's directory (or mix file), to show the mixture too")
+    sp.add_argument("--compare", metavar="RUN_B", help="another run (or its config) to set beside this one")
+    sp.add_argument("--compare-mix", metavar="MIX_B", help="RUN_B's mixture")
+    sp.add_argument("--out", help="where to write (default: the run directory; with --compare, "
+                                  "RUN/compare-<RUN_B's name>)")
+    sp.add_argument("--seed", type=int, default=0, help="picks the sample documents")
+    sp.add_argument("--samples", type=int, default=3, help="sample documents per drop reason and for the kept set")
+    sp.set_defaults(fn=cmd_report)
     _add_train_quality(sub)
+    from pipeline.show import add_show_command
+    add_show_command(sub)
     args = p.parse_args(argv)
     try:
         return args.fn(args)

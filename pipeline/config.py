@@ -225,7 +225,13 @@ class Config(Strict):
     inputs: list[InputConfig] = Field(min_length=1)
     execution: ExecutionConfig = ExecutionConfig()
     stages: StagesConfig
+    mixture: dict[str, Any] | None = None  # a mixture of this run (pipeline/mix_config.py), built at the end
     _inputs: dict[str, list[str]] | None = PrivateAttr(default=None)  # expand_inputs' listing, once
+    _mixture: Any = PrivateAttr(default=None)  # `mixture`, validated: a MixConfig
+
+    @property
+    def mix(self):  # -> MixConfig | None
+        return self._mixture
 
     @property
     def run_dir(self) -> str:
@@ -359,7 +365,24 @@ def parse_config(raw: dict, base_dir: str | os.PathLike = ".") -> Config:
         _check_filters(cfg.stages.filters)
     if cfg.stages.dedup is not None:
         _check_dedup(cfg)
+    if cfg.mixture is not None:
+        _check_mixture(cfg, base_dir)
     return cfg
+
+
+def _check_mixture(cfg: Config, base_dir: str | os.PathLike) -> None:
+    """The `mixture` block: a mix spec whose runs default to this run, validated at load time."""
+    from pipeline.mix_config import MixConfig, resolve_paths
+
+    if cfg.stages.tokenize is None:
+        raise ConfigError("mixture: needs the tokenize stage (a mixture is made of token shards)")
+    cfg.mixture = dict(cfg.mixture)
+    resolve_paths(cfg.mixture, base_dir)  # kept resolved, so that `submit`'s copy of the config reads the same
+    raw = {"output": cfg.run.output, **cfg.mixture, "runs": [cfg.run_dir, *cfg.mixture.get("runs", [])]}
+    try:
+        cfg._mixture = MixConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, prefix="mixture")) from None
 
 
 def _filter_chains(raw_filters: Any) -> list[dict]:
@@ -412,17 +435,23 @@ def _resolve(path: Any, base_dir: str | os.PathLike) -> Any:
     return str((Path(base_dir) / path).resolve())
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> Config:
-    """Read, override, validate; then check that every input pattern matches a file."""
+def read_yaml(path: str | os.PathLike, overrides: list[str] = (), what: str = "config file") -> tuple[dict, Path]:
+    """(the file's mapping with `key.path=value` overrides applied, the directory relative paths
+    in it are relative to)."""
     try:
         with fsspec.open(path, "r", encoding="utf-8") as f:
             raw = yaml.safe_load(f)
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} not found") from None
+        raise ConfigError(f"{what} {str(path)!r} not found") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     raw = apply_overrides(raw or {}, list(overrides))
-    base_dir = Path(path).resolve().parent if "://" not in str(path) else Path.cwd()
+    return raw, Path(path).resolve().parent if "://" not in str(path) else Path.cwd()
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> Config:
+    """Read, override, validate; then check that every input pattern matches a file."""
+    raw, base_dir = read_yaml(path, overrides)
     cfg = parse_config(raw, base_dir)
     expand_inputs(cfg)
     return cfg

@@ -146,13 +146,16 @@ def _run(cfg: Config, shards: list[Shard], version: str) -> dict:
     if not failures and cfg.stages.dedup is not None:
         from stages.dedup import run_dedup
 
-        dedup_stats, dedup_failures = run_dedup(cfg, [s.index for s in shards], _ray_execute(limit, progress))
+        dedup_stats, dedup_failures = run_dedup(cfg, [s.index for s in shards], ray_execute(limit, progress))
         failures += dedup_failures
         stats.stages["dedup"] = dedup_stats
         outputs["dedup"] = f"{run_dir}/dedup"
 
     if not failures and cfg.stages.tokenize is not None:
         failures += _tokenize(cfg, shards, stats, limit, progress, outputs)
+
+    if not failures and cfg.mix is not None:
+        failures += _mixture(cfg, limit, progress, outputs)
 
     return {
         "status": "failed" if failures else "done",
@@ -200,7 +203,19 @@ def _tokenize(cfg: Config, shards: list[Shard], stats: RunStats, limit: int, pro
     return []
 
 
-def _ray_execute(limit: int, progress: bool):
+def _mixture(cfg: Config, limit: int, progress: bool, outputs: dict) -> list[dict]:
+    """The config's `mixture` over this run (and any others it names), once the run is done."""
+    from stages.mix import MixFailed, build_mixture, prepare
+
+    try:
+        build_mixture(cfg.mix, ray_execute(limit, progress), prepare(cfg.mix, finishing=cfg.run_dir))
+    except (MixFailed, ConfigError) as e:
+        return [{"stage": "mixture", "part": None, "input": None, "error": str(e)}]
+    outputs["mixture"] = cfg.mix.mix_dir
+    return []
+
+
+def ray_execute(limit: int, progress: bool):
     """The dedup steps' executor: each call runs its tasks on Ray, at most `limit` in flight."""
     def execute(fn: Callable, args: list[tuple], desc: str) -> tuple[list, list[tuple[tuple, str]]]:
         return run_tasks(ray.remote(num_cpus=1, max_retries=2)(fn), args, len(args), limit, desc, progress)

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from pipeline.config import TokenizeConfig
+from stages.token_encoder import load_encoder
 from stages.write import open_atomic, write_json_atomic
 
 ENCODE_BATCH = 256
@@ -65,33 +66,41 @@ def load_tokenizer(path: str) -> Tokenizer:
 
 
 def tokenize_part(part: str, tokenizer_path: str, prefix: str, source: str, eos_token: str) -> dict:
-    """Encode one docs part into `<prefix>.{bin,idx,json}`; returns the metadata."""
-    tok = load_tokenizer(tokenizer_path)
-    eos = tok.token_to_id(eos_token)
+    """Encode one docs part into `<prefix>.{bin,idx,json}`; returns the metadata.
+
+    Ids are those of HF `tokenizers` (tiktoken computes them when it can do so exactly, see
+    stages/token_encoder.py); a special token's text inside a document is encoded as text.
+    """
+    encoder = load_encoder(tokenizer_path)
+    eos = encoder.hf.token_to_id(eos_token)
     if eos is None:
         raise ValueError(f"tokenizer {tokenizer_path} has no EOS token {eos_token!r}")
-    vocab = tok.get_vocab_size()
+    vocab = encoder.hf.get_vocab_size()
     dtype = np.uint16 if vocab <= 2**16 else np.uint32
     texts = pq.read_table(part, columns=["text"])["text"].to_pylist()
-    offsets = [0]
+    doc_ends = [np.zeros(1, dtype=np.int64)]
     with open_atomic(prefix + ".bin") as f:  # the .json, written last, marks the shard complete
         for i in range(0, len(texts), ENCODE_BATCH):
-            for enc in tok.encode_batch(texts[i:i + ENCODE_BATCH], add_special_tokens=False):
-                ids = np.asarray(enc.ids + [eos], dtype=dtype)
-                f.write(ids.tobytes())
-                offsets.append(offsets[-1] + len(ids))
+            ids, lengths = encoder.encode_batch(texts[i:i + ENCODE_BATCH])
+            if ids.size and ids.max() > np.iinfo(dtype).max:
+                raise ValueError(f"{tokenizer_path}: id {ids.max()} does not fit {np.dtype(dtype).name}")
+            ends = np.cumsum(lengths)
+            f.write(np.insert(ids, ends, eos).astype(dtype).tobytes())  # EOS after each document
+            doc_ends.append(doc_ends[-1][-1] + ends + np.arange(1, len(ends) + 1))
+    offsets = np.concatenate(doc_ends)
     with open_atomic(prefix + ".idx") as f:
-        f.write(np.asarray(offsets, dtype=np.int64).tobytes())
+        f.write(offsets.tobytes())
     meta = {
         "source": source,
         "docs_part": part,
         "tokenizer": tokenizer_path,
         "tokenizer_sha256": tokenizer_hash(tokenizer_path),
+        "encoder": encoder.backend,
         "eos_id": eos,
         "vocab_size": vocab,
         "dtype": np.dtype(dtype).name,
         "n_docs": len(texts),
-        "n_tokens": offsets[-1],
+        "n_tokens": int(offsets[-1]),
         "text_bytes": sum(len(t.encode("utf-8")) for t in texts),
     }
     write_json_atomic(prefix + ".json", meta)

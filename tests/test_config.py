@@ -103,3 +103,30 @@ def test_resolved_config_round_trips(tmp_path):
     cfg = load_config(ROOT / "configs" / "sample.yaml", ["stages.lid.languages=[en]", "stages.tokenize=false"])
     again = parse_config(yaml.safe_load(yaml.safe_dump(cfg.to_raw(), sort_keys=False)), base_dir=tmp_path)
     assert again.snapshot() == cfg.snapshot()
+
+
+def test_sample_mix_file_loads():
+    from pipeline.mix_config import load_mix
+
+    spec = load_mix(ROOT / "configs" / "sample-mix.yaml")
+    mix = spec.mixture
+    assert mix.runs == [str(ROOT / "out" / "sample")] and mix.mix_dir == str(ROOT / "out" / "sample-mix")
+    assert [s.name for s in mix.sources] == ["crawl", "english", "german", "other"]
+    assert mix.sources[1].where["gopher_stop_words"].min == 2 and mix.sources[1].where["language"].in_ == ["en"]
+
+
+def test_mixture_block_in_a_run_config(tmp_path, raw):
+    raw["stages"]["tokenize"] = {"vocab_size": 1000}
+    raw["mixture"] = {"budget": 1000, "runs": ["other-run"],
+                      "sources": [{"name": "all", "weight": 1, "where": {"domain": "example.org"}}]}
+    cfg = parse_config(raw, base_dir=tmp_path)
+    assert cfg.mix.runs == [cfg.run_dir, str(tmp_path / "other-run")]  # this run first, then the others
+    assert cfg.mix.mix_dir == f"{tmp_path / 'out'}/mix"
+    again = parse_config(yaml.safe_load(yaml.safe_dump(cfg.to_raw(), sort_keys=False)), base_dir=ROOT)
+    assert again.mix == cfg.mix  # `submit`'s copy reads the same runs from anywhere
+    raw["mixture"]["sources"][0]["weight"] = -1
+    with pytest.raises(ConfigError, match=r"mixture.sources.0.weight: Input should be greater than 0"):
+        parse_config(raw, base_dir=tmp_path)
+    del raw["stages"]["tokenize"]
+    with pytest.raises(ConfigError, match=r"mixture: needs the tokenize stage"):
+        parse_config(raw, base_dir=tmp_path)

@@ -115,6 +115,46 @@ def test_token_shards_decode_to_the_documents(baseline):
     assert n == json.loads((baseline / "manifest.json").read_text())["documents"]
 
 
+def test_a_mixture_block_mixes_the_finished_run_and_its_documents_decode(work, baseline):
+    """`mixture` in a run config: built at the end of the run (here a finished one, so only the
+    mixture is new); every sampled document decodes back to its docs row."""
+    raw = yaml.safe_load((work / "baseline.yaml").read_text())
+    raw["mixture"] = {"name": "baseline-mix", "budget": 150_000, "validation": 0.1, "shard_tokens": 40_000,
+                      "sources": [{"name": "news", "weight": 3, "where": {"source": "news"}},
+                                  {"name": "web", "weight": 1, "max_epochs": 2}]}
+    config = work / "baseline-mixed.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    r = gristmill("run", str(config))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "mixture" in r.stdout and "baseline-mix" in r.stdout
+    mix_dir = work / "out" / "baseline-mix"
+    mix = json.loads((mix_dir / "mix.json").read_text())
+    assert mix["runs"][0]["path"] == str(baseline) and mix["tokenizer"]["sha256"]
+    news, web = mix["sources"]
+    assert abs(news["realised"]["share"] - 0.75) <= 0.005 and abs(mix["train"]["tokens"] - 150_000) <= 750
+    tok = load_tokenizer(str(baseline / "tokenizer.json"))
+    texts = {}
+    checked = 0
+    for split in ["train"] + [f"validation/{name}" for name in mix["validation"]]:
+        shards = mix["train"]["shards"] if split == "train" else mix["validation"][split[11:]]["shards"]
+        for shard in shards:
+            prefix = mix_dir / shard["path"]
+            tokens = np.fromfile(f"{prefix}.bin", dtype=np.uint16)
+            idx = np.fromfile(f"{prefix}.idx", dtype=np.int64)
+            src = np.fromfile(f"{prefix}.src", dtype=np.uint16)
+            origin = np.fromfile(f"{prefix}.origin", dtype=np.int32).reshape(-1, 3)
+            for i in range(0, len(src), 5):
+                run, part, row = origin[i]
+                if part not in texts:
+                    texts[part] = pq.read_table(baseline / "docs" / f"part-{part:05d}.parquet").to_pylist()
+                doc = texts[part][row]
+                assert (doc["source"] == "news") == (src[i] == 0)
+                ids = tokens[idx[i]:idx[i + 1]].tolist()
+                assert tok.decode(ids[:-1], skip_special_tokens=False) == doc["text"]
+                checked += 1
+    assert checked > 20 and mix["validation"]["news"]["docs"] > 0
+
+
 def test_rerun_skips_finished_shards(baseline):
     before = {p: p.stat().st_mtime_ns for p in (baseline / "docs").glob("*.parquet")}
     r = gristmill("run", str(baseline.parent.parent / "baseline.yaml"))
