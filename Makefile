@@ -9,7 +9,7 @@ CONFIG ?= configs/sample.yaml
 MIX    ?= configs/sample-mix.yaml
 ARGS   ?=
 
-.PHONY: venv pipeline test bench clean
+.PHONY: venv pipeline train-sample test bench clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ pipeline: $(STAMP)
 	$(BIN)/gristmill run $(CONFIG) $(ARGS)
 	$(BIN)/gristmill mix $(MIX)
 	$(BIN)/gristmill report $(CONFIG) $(MIX)
+
+# The `tiny` model on the sample mixture, on CPU (after `make pipeline`): out/train/tiny-sample/metrics.jsonl
+train-sample: $(STAMP)
+	$(BIN)/gristmill train configs/train-sample.yaml $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(ARGS)

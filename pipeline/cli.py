@@ -176,7 +176,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_dir, mix_dir = _run_dir(args.run), _mix_dir(args.mix) if args.mix else None
     if not exists(f"{run_dir}/manifest.json"):
         raise ConfigError(f"{run_dir!r} is not a run directory (no manifest.json)")
-    data = report_data(run_dir, mix_dir, seed=args.seed, samples=args.samples)
+    data = report_data(run_dir, mix_dir, seed=args.seed, samples=args.samples, training=args.training)
     other = None
     if args.compare:
         other_dir = _run_dir(args.compare)
@@ -189,6 +189,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     json_path, html_path = write_report(data, out, compare=other)
     print(f"report: {html_path}\n        {json_path}")
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Start `torchrun -m trainer.train` with the config's process count (one per GPU)."""
+    from trainer.config import load_train_config
+
+    cfg = load_train_config(args.config, args.set)  # a bad config fails here, not in N processes
+    nproc = args.nproc or cfg.parallel.nproc
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "trainer.train", args.config, *[f"--set={kv}" for kv in args.set]]
+    import subprocess
+
+    return subprocess.run(cmd).returncode  # torchrun sets OMP_NUM_THREADS=1 per process when nproc > 1
 
 
 def _run_dir(arg: str) -> str:
@@ -290,11 +303,19 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--address", help="Ray cluster address (default: a private Ray on 127.0.0.1)")
     sp.add_argument("--no-progress", action="store_true")
     sp.set_defaults(fn=cmd_mix)
+    sp = sub.add_parser("train", help="pretrain a model on a mixture (torchrun; loss per source)")
+    sp.add_argument("config", help="a training config (configs/train-sample.yaml)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a value, e.g. schedule.steps=500")
+    sp.add_argument("--nproc", type=int, help="processes (default: parallel.nproc)")
+    sp.set_defaults(fn=cmd_train)
     sp = sub.add_parser("report", help="the data-mix report of a run: report.html and report.json")
     sp.add_argument("run", help="a run directory (or its run config)")
     sp.add_argument("mix", nargs="?", help="its mixture's directory (or mix file), to show the mixture too")
     sp.add_argument("--compare", metavar="RUN_B", help="another run (or its config) to set beside this one")
     sp.add_argument("--compare-mix", metavar="MIX_B", help="RUN_B's mixture")
+    sp.add_argument("--training", metavar="TRAIN_DIR", help="a training run (gristmill train) on the mixture: "
+                                                          "its loss curves per source")
     sp.add_argument("--out", help="where to write (default: the run directory; with --compare, "
                                   "RUN/compare-<RUN_B's name>)")
     sp.add_argument("--seed", type=int, default=0, help="picks the sample documents")

@@ -34,7 +34,7 @@ HOSTILE = (
 LONG_LINE = "<html><body><article><p>" + "x" * 1_000_000 + "</p><p>" + "Some more words here. " * 40 \
     + "</p></article></body></html>"
 SECTIONS = ["funnel", "drops", "languages", "domains", "lengths", "signals", "dedup", "pii", "throughput",
-            "mixture", "samples"]
+            "mixture", "training", "samples"]
 
 
 def hostile_warc(path: Path) -> Path:
@@ -82,10 +82,27 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
     return a, b
 
 
+def training_run(path: Path) -> Path:
+    """A training run's metrics.jsonl as trainer/metrics.py writes it (tests/test_train.py runs the trainer)."""
+    path.mkdir(parents=True)
+    lines = []
+    for step in range(10, 110, 10):
+        by_source = {"english": 8 - step / 30, "rest": 8.5 - step / 40}
+        lines.append({"kind": "train", "step": step, "loss": 8 - step / 35, "loss_by_source": by_source,
+                      "tokens_by_source": {"english": 1000 * step, "rest": 500 * step}, "tokens": 1500 * step,
+                      "lr": 1e-3, "tokens_per_s": 5000.0, "mfu": None, "memory_gb": 0.7})
+        if step % 50 == 0:
+            lines.append({"kind": "validation", "step": step, "loss": 8.2 - step / 35, "loss_by_source": by_source,
+                          "tokens_by_source": {"english": 900, "rest": 400}})
+    (path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
 @pytest.fixture(scope="module")
 def report(runs) -> tuple[dict, Path]:
     a, _ = runs
-    r = gristmill("report", str(a), str(a.parent / "a-mix"), "--samples", "100")
+    training = training_run(a.parent / "a-training")
+    r = gristmill("report", str(a), str(a.parent / "a-mix"), "--samples", "100", "--training", str(training))
     assert r.returncode == 0, r.stdout + r.stderr
     assert str(a / "report.html") in r.stdout
     return json.loads((a / "report.json").read_text()), a / "report.html"
@@ -106,6 +123,8 @@ def test_report_json_follows_its_schema_and_the_run(runs, report):
         assert len(s["edges"]) == len(s["counts"]["kept"]) + 1
     assert data["dedup"]["docs_in"] == manifest["totals"]["dedup"]["docs_in"]
     assert {s["name"] for s in data["mixture"]["sources"]} == {"english", "rest"}
+    assert data["training"]["train"]["step"][-1] == 100 and set(data["training"]["validation"]["by_source"]) == \
+        {"english", "rest"}
     groups = set(data["samples"])
     assert "kept" in groups and {f"{r['stage']}:{r['reason']}" for r in data["drops"]} <= groups
     texts = " ".join(d["text"] for g in data["samples"].values() for d in g)
@@ -155,10 +174,10 @@ def test_compare_two_runs(runs):
 
 def test_stages_that_did_not_run_are_left_out(report):
     data, _ = report
-    lean = {k: v for k, v in data.items() if k not in ("dedup", "pii", "mixture")}
+    lean = {k: v for k, v in data.items() if k not in ("dedup", "pii", "mixture", "training")}
     lean["signals"] = []
     page = render(lean)
-    for sid in ("dedup", "pii", "mixture", "signals"):
+    for sid in ("dedup", "pii", "mixture", "training", "signals"):
         assert f'id="{sid}"' not in page
     assert 'id="funnel"' in page and 'id="samples"' in page
 

@@ -19,7 +19,7 @@ SCHEMA = Path(__file__).with_name("schema.json")
 
 
 def report_data(run_dir: str, mix_dir: str | None = None, seed: int = 0, samples: int = 3,
-                edges: dict[str, list[float]] | None = None) -> dict:
+                edges: dict[str, list[float]] | None = None, training: str | None = None) -> dict:
     """Every figure of the report for one run (and its mixture). `edges`: signal histogram bins
     to use (another report's, to compare the two)."""
     t0 = time.perf_counter()
@@ -68,8 +68,30 @@ def report_data(run_dir: str, mix_dir: str | None = None, seed: int = 0, samples
         data["pii"] = docs["pii"]
     if (mix := read_mix(mix_dir)) is not None:
         data["mixture"] = _mixture(mix, mix_dir)
+    if training is not None:
+        data["training"] = training_curves(training)
     data["seconds"] = round(time.perf_counter() - t0, 2)
     return data
+
+
+def training_curves(train_dir: str) -> dict:
+    """Loss per source over steps, train and validation, from a training run's metrics.jsonl."""
+    records = [json.loads(line) for line in Path(train_dir, "metrics.jsonl").read_text().splitlines() if line]
+    out: dict = {"dir": train_dir}
+    for kind in ("train", "validation"):
+        rs = [r for r in records if r["kind"] == kind]
+        sources = list(dict.fromkeys(k for r in rs for k in r["loss_by_source"]))
+        out[kind] = {"step": [r["step"] for r in rs], "loss": [r["loss"] for r in rs],
+                     "by_source": {s: [r["loss_by_source"].get(s) for r in rs] for s in sources}}
+    train = [r for r in records if r["kind"] == "train"]
+    if train:
+        last = train[-1]
+        out["tokens"] = last["tokens"]
+        out["tokens_by_source"] = last["tokens_by_source"]
+        out["tokens_per_s"] = sorted(r["tokens_per_s"] for r in train)[len(train) // 2]
+        mfu = sorted(r["mfu"] for r in train if r.get("mfu") is not None)
+        out["mfu"] = mfu[len(mfu) // 2] if mfu else None
+    return out
 
 
 def _stage_row(name: str, s: dict) -> dict:

@@ -39,7 +39,7 @@ td.l{text-align:left;word-break:break-all;max-width:600px}
 def render(data: dict) -> str:
     sections = [s for s in (
         _funnel(data), _drops(data), _languages(data), _domains(data), _lengths(data), _signals(data),
-        _dedup(data), _pii(data), _throughput(data), _mixture(data), _samples(data),
+        _dedup(data), _pii(data), _throughput(data), _mixture(data), _training(data), _samples(data),
         _compare(data)) if s]
     nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title, _ in sections)
     body = "".join(f'<section id="{sid}"><h2>{escape(title)}</h2>{html}</section>' for sid, title, html in sections)
@@ -216,6 +216,21 @@ def _mixture(d: dict):
         f"<p>{_n(m['train_tokens'])} training tokens of a {_n(m['budget'])} budget, seed {m['seed']}.</p>"
         + _plot(svg) + _table(["source", "weight", "realised share", "target tokens", "realised tokens", "epochs",
                                "short by (cap)", "validation tokens"], rows))
+
+
+def _training(d: dict):
+    t = d.get("training")
+    if not t:
+        return None
+    parts = [f'<p>{_n(t.get("tokens", 0))} training tokens; median {_n(t.get("tokens_per_s") or 0)} tokens/s'
+             + (f", MFU {100 * t['mfu']:.1f}%" if t.get("mfu") is not None else "")
+             + f'. <span class="note">{escape(t["dir"])}/metrics.jsonl</span></p>']
+    for kind, title in (("train", "Training loss per source"), ("validation", "Validation loss per source")):
+        c = t[kind]
+        if c["step"]:
+            parts.append(_plot(plots.lines(c["step"], {"all": c["loss"], **c["by_source"]}, title, "step",
+                                           "cross-entropy (nats per token)")))
+    return "training", "Training", "".join(parts)
 
 
 def _samples(d: dict):

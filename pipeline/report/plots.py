@@ -123,5 +123,20 @@ def bars(labels: list[str], values: list[float], title: str, ylabel: str, xlabel
     return _svg(fig)
 
 
+def lines(x: list[float], series: dict[str, list[float | None]], title: str, xlabel: str, ylabel: str) -> str:
+    """One line per series over a shared x (None: no point there)."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for name, ys in series.items():
+        pts = [(a, b) for a, b in zip(x, ys) if b is not None]
+        if pts:
+            ax.plot(*zip(*pts), label=name, linewidth=1.5, marker="o" if len(x) < 30 else None, markersize=3)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _readable(ax.xaxis)
+    ax.legend(frameon=False, fontsize=7)
+    return _svg(fig)
+
+
 def _cut(label: str, n: int = 48) -> str:
     return label if len(label) <= n else label[: n - 1] + "…"

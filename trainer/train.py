@@ -1,0 +1,158 @@
+"""The training loop: a Llama-style model on a gristmill mixture, loss per source.
+
+    torchrun --standalone --nproc-per-node N -m trainer.train CONFIG [--set key=value …]
+    gristmill train CONFIG                      (starts torchrun with parallel.nproc processes)
+    python -m trainer.train CONFIG              (one process, no process group: debugging)
+
+Each step: the next batch of packed sequences → forward (document-masked attention) → per-token
+cross-entropy → backward → clip → AdamW → LR schedule (linear warmup, cosine decay). Every token's
+loss is added to its source; validation runs on every source's held-out shards. A kill resumes
+from the latest checkpoint to the same loss curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.config import ConfigError
+from trainer.attention import sdpa_backends
+from trainer.checkpoint import Checkpointer
+from trainer.config import TrainConfig, load_train_config
+from trainer.data import MixtureLoader, validation_loaders
+from trainer.metrics import MetricsLog, SourceLoss, memory_gb, peak_tflops
+from trainer.model import Transformer, model_config
+from trainer.parallel import World, parallelize, setup, teardown
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base LR at `step` (1-based): linear warmup, then cosine to min_lr_ratio."""
+    o, total = cfg.optim, cfg.schedule.steps
+    if step <= o.warmup_steps:
+        return step / max(o.warmup_steps, 1)
+    progress = (step - o.warmup_steps) / max(total - o.warmup_steps, 1)
+    return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, world: World) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not on norms)."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    other = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, fused=world.device.type == "cuda")
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loaders: dict[str, MixtureLoader], n_sources: int, world: World,
+             backend: str) -> SourceLoss:
+    model.eval()
+    losses = SourceLoss(n_sources, world.device)
+    for loader in loaders.values():
+        for batch in loader:
+            batch = batch.to(world.device)
+            with sdpa_backends(backend):
+                logits = model(batch.inputs, batch.doc_ids)
+            token_loss = F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), reduction="none")
+            losses.add(token_loss, batch.sources)
+    model.train()
+    return losses
+
+
+def train(cfg: TrainConfig) -> dict:
+    world = setup(cfg.parallel)
+    s, m = cfg.schedule, cfg.model
+    loader = MixtureLoader(cfg.run.mixture, "train", seq_len=m.seq_len, batch_size=s.batch_size,
+                           rank=world.rank, world_size=world.size, seed=s.seed)
+    valid = validation_loaders(cfg.run.mixture, m.seq_len, 1, world.rank, world.size,  # rows one at a time:
+                               s.eval_batches and s.eval_batches * s.batch_size)  # small sources count too
+    sources = loader.source_names
+    mcfg = model_config(m.size, vocab_size=loader.vocab_size, max_seq_len=m.seq_len, tie_embeddings=m.tie_embeddings,
+                        attention=m.attention, doc_masking=m.doc_masking)
+    with torch.device(world.device):
+        model = Transformer(mcfg)
+    model.init_weights(seed=s.seed)
+    flops_per_token = model.flops_per_token(m.seq_len)
+    if world.main:
+        print(f"{model.describe()}\n{world.size} process(es) on {world.device}, {world.dtype}; "
+              f"{loader.tokens_per_epoch:,} training tokens per epoch", flush=True)
+    parallelize(model, world, m.compile, m.activation_checkpointing)
+    optimizer = build_optimizer(model, cfg, world)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_at(i + 1, cfg))
+    checkpoints = Checkpointer(cfg.run.run_dir, world)
+    log = MetricsLog(cfg.run.run_dir, world, sources)
+    seen = [0] * len(sources)  # training tokens per source so far, all processes
+    start = 0
+    if (state := checkpoints.load(model, optimizer)) is not None:
+        start, seen = state["step"], state["tokens_by_source"]
+        schedule.load_state_dict(state["schedule"])
+        loader.load_state_dict(state["loader"])
+        log.truncate_after(start)
+        if world.main:
+            print(f"resumed from step {start}", flush=True)
+    peak = peak_tflops(world.device, cfg.parallel.peak_tflops)
+    window = SourceLoss(len(sources), world.device)
+    last: dict = {}
+    t0, window_tokens = time.perf_counter(), 0
+    for step in range(start + 1, s.steps + 1):
+        batch = next(loader).to(world.device)
+        with sdpa_backends(m.sdpa_backend):
+            logits = model(batch.inputs, batch.doc_ids)
+        token_loss = F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), reduction="none")
+        token_loss.mean().backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or math.inf)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        window.add(token_loss, batch.sources)
+        window_tokens += batch.targets.numel()
+        if step % s.log_every == 0 or step == s.steps:
+            elapsed = time.perf_counter() - t0
+            loss, per_source, counts = window.reduce(world)
+            seen = [a + b for a, b in zip(seen, counts)]
+            tps = window_tokens / elapsed  # per process
+            last = {"kind": "train", "step": step, "loss": loss, "loss_by_source": log.by_source(per_source),
+                    "tokens_by_source": log.by_source(seen), "tokens": sum(seen),
+                    "lr": schedule.get_last_lr()[0], "grad_norm": float(grad_norm.full_tensor()
+                                                                        if hasattr(grad_norm, "full_tensor")
+                                                                        else grad_norm),
+                    "tokens_per_s": tps * world.size, "tokens_per_s_per_device": tps,
+                    "mfu": flops_per_token * tps / (peak * 1e12) if peak else None,
+                    "memory_gb": memory_gb(world.device)}
+            log.write(last)
+            t0, window_tokens = time.perf_counter(), 0
+        if valid and (step % s.eval_every == 0 or step == s.steps):
+            loss, per_source, counts = evaluate(model, valid, len(sources), world, m.sdpa_backend).reduce(world)
+            log.write({"kind": "validation", "step": step, "loss": loss, "loss_by_source": log.by_source(per_source),
+                       "tokens_by_source": log.by_source(counts)})
+            t0 = time.perf_counter()  # validation is not training time
+        if step == s.steps or (s.checkpoint_every and step % s.checkpoint_every == 0):
+            checkpoints.save(step, model, optimizer, {"schedule": schedule.state_dict(), "loader": loader.state_dict(),
+                                                      "tokens_by_source": seen})
+            t0 = time.perf_counter()
+    if world.main:
+        print(f"metrics: {log.path}\ncheckpoint: {checkpoints.latest()}", flush=True)
+    teardown(world)
+    return last
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="trainer.train", description=__doc__.splitlines()[0])
+    p.add_argument("config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+    try:
+        cfg = load_train_config(args.config, args.set)
+    except ConfigError as e:
+        print(f"gristmill train: {e}", file=sys.stderr)
+        return 2
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
