@@ -1,4 +1,4 @@
-"""`gristmill` command line: run, validate, submit, mix, report, train-quality."""
+"""`gristmill` command line: run, validate, submit (status, logs, stop), mix, report, train-quality."""
 
 from __future__ import annotations
 
@@ -87,10 +87,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     The config is resolved here (overrides applied, relative paths made absolute, every path the
     run needs checked) and written to the run's output directory, which every node must reach
     anyway (shared disk or object store); the job reads it from there. A run directory that holds
-    another config is refused here, as `run` refuses it, before anything is written.
+    another config is refused here, as `run` refuses it, before anything is written. --follow prints
+    the job's logs until it ends and exits with its outcome (pipeline/jobs.py).
     """
-    from ray.job_submission import JobSubmissionClient
-
+    from pipeline.jobs import JobError, connect_client, follow, one_line
     from pipeline.preflight import check_paths
     from pipeline.runner import check_resume
     from pipeline.version import CODE_VERSION_VARIABLE
@@ -104,22 +104,27 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise ConfigError(f"{cfg.run_dir} was submitted with another config ({job_config}); "
                           "set another run.name to start afresh")
     try:
-        client = JobSubmissionClient(args.address)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        print(f"gristmill: cannot reach the Ray job API at {args.address}: {str(e).splitlines()[0]}",
-              file=sys.stderr)
+        client = connect_client(args.address)
+    except JobError as e:
+        print(f"gristmill: {e}", file=sys.stderr)
         return 2
     with open_atomic(job_config, "w") as f:
         f.write(text)
     root = Path(__file__).resolve().parent.parent
-    job_id = client.submit_job(
-        entrypoint=f"python -m pipeline run {job_config} --address auto --no-progress",
-        runtime_env={"working_dir": str(root),
-                     "env_vars": {CODE_VERSION_VARIABLE: code_version()},  # the job's copy has no .git
-                     "excludes": [".venv", ".git", "out", ".cache", "*.parquet", "*.bin"]},
-    )
-    print(json.dumps({"job_id": job_id, "address": args.address, "config": job_config}))
-    return 0
+    try:
+        job_id = client.submit_job(
+            entrypoint=f"python -m pipeline run {job_config} --address auto --no-progress",
+            runtime_env={"working_dir": str(root),
+                         "env_vars": {CODE_VERSION_VARIABLE: code_version(),  # the job's copy has no .git
+                                      # SIGTERM to SIGKILL on `stop`: > GRACE_S, so the run stops cleanly
+                                      "RAY_JOB_STOP_WAIT_TIME_S": "15"},
+                         "excludes": [".venv", ".git", "out", ".cache", "*.parquet", "*.bin"]},
+        )
+        print(json.dumps({"job_id": job_id, "address": args.address, "config": job_config}), flush=True)
+        return follow(client, args.address, job_id) if args.follow else 0
+    except (RuntimeError, OSError) as e:  # JobError among them
+        print(f"gristmill: {one_line(e)}", file=sys.stderr)
+        return 2
 
 
 def cmd_mix(args: argparse.Namespace) -> int:
@@ -295,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
             sp.add_argument("--dry-run", action="store_true",
                             help="filters compute every signal but drop nothing (stages.filters.annotate_only)")
         if name == "submit":
-            sp.add_argument("--address", default="http://127.0.0.1:8265", help="Ray dashboard/job address")
+            from pipeline.jobs import add_address
+            add_address(sp)
+            sp.add_argument("--follow", action="store_true", help="print the job's logs until it ends; "
+                            "exit 0 SUCCEEDED, 1 FAILED, 143 STOPPED")
     sp = sub.add_parser("mix", help="sample finished runs into shuffled train/validation token shards")
     sp.add_argument("mix", help="a mix file (configs/sample-mix.yaml)")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -324,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_train_quality(sub)
     from pipeline.show import add_show_command
     add_show_command(sub)
+    from pipeline.jobs import add_job_commands
+    add_job_commands(sub)
     args = p.parse_args(argv)
     try:
         return args.fn(args)

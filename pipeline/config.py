@@ -316,8 +316,8 @@ def expand_inputs(cfg: Config) -> dict[str, list[str]]:
     for i, inp in enumerate(cfg.inputs):
         files: list[str] = []
         for j, pattern in enumerate(inp.paths):
-            fs, _, _ = fsspec.get_fs_token_paths(pattern)
-            matches = sorted(p for p in fs.glob(pattern) if fs.isfile(p))
+            fs, _ = fsspec.core.url_to_fs(pattern)  # one listing: no request per file matched
+            matches = sorted(p for p, info in fs.glob(pattern, detail=True).items() if info["type"] == "file")
             if not matches:
                 raise ConfigError(f"inputs.{i}.paths.{j}: {pattern!r} matches no file")
             protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]

@@ -92,7 +92,8 @@ class MixConfig(Strict):
 
     @property
     def mix_dir(self) -> str:
-        out = self.output or str(Path(self.runs[0].rstrip("/")).parent)
+        run = self.runs[0].rstrip("/")
+        out = self.output or (run.rpartition("/")[0] if "://" in run else str(Path(run).parent))
         return f"{out.rstrip('/')}/{self.name}"
 
     def spec(self) -> dict:

@@ -9,7 +9,6 @@ of their docs part, so row i of the part is tokens[idx[i]:idx[i+1]].
 from __future__ import annotations
 
 import hashlib
-import json
 
 import fsspec
 import numpy as np
@@ -18,7 +17,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from pipeline.config import TokenizeConfig
 from stages.token_encoder import load_encoder
-from stages.write import open_atomic, write_json_atomic
+from stages.write import open_atomic, read_json, write_json_atomic
 
 ENCODE_BATCH = 256
 
@@ -32,7 +31,8 @@ def _in_sample(doc_id: str, fraction: float) -> bool:
 def sample_texts(parts: list[str], total_bytes: int, budget: int):
     fraction = 1.0 if total_bytes <= budget else budget / total_bytes
     for part in parts:
-        table = pq.read_table(part, columns=["id", "text"])
+        with fsspec.open(part, "rb") as f:  # any fsspec URL (pyarrow would use its own S3 client)
+            table = pq.read_table(f, columns=["id", "text"])
         for doc_id, text in zip(table["id"].to_pylist(), table["text"].to_pylist()):
             if _in_sample(doc_id, fraction):
                 yield text
@@ -77,7 +77,8 @@ def tokenize_part(part: str, tokenizer_path: str, prefix: str, source: str, eos_
         raise ValueError(f"tokenizer {tokenizer_path} has no EOS token {eos_token!r}")
     vocab = encoder.hf.get_vocab_size()
     dtype = np.uint16 if vocab <= 2**16 else np.uint32
-    texts = pq.read_table(part, columns=["text"])["text"].to_pylist()
+    with fsspec.open(part, "rb") as f:
+        texts = pq.read_table(f, columns=["text"])["text"].to_pylist()
     doc_ends = [np.zeros(1, dtype=np.int64)]
     with open_atomic(prefix + ".bin") as f:  # the .json, written last, marks the shard complete
         for i in range(0, len(texts), ENCODE_BATCH):
@@ -108,12 +109,9 @@ def tokenize_part(part: str, tokenizer_path: str, prefix: str, source: str, eos_
 
 
 def read_shard(prefix: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(tokens memmap, offsets, metadata) of a local token shard."""
-    with open(prefix + ".json") as f:
-        meta = json.load(f)
-    if meta["n_tokens"] == 0:  # numpy cannot memmap an empty file
-        tokens = np.zeros(0, dtype=meta["dtype"])
-    else:
-        tokens = np.memmap(prefix + ".bin", dtype=meta["dtype"], mode="r")
-    offsets = np.fromfile(prefix + ".idx", dtype=np.int64)
+    """(tokens, offsets, metadata) of a token shard: memory-mapped on local disk, read elsewhere."""
+    from stages.mix.runs import load_tokens
+
+    meta = read_json(prefix + ".json")
+    tokens, offsets = load_tokens(prefix, meta["dtype"])
     return tokens, offsets, meta

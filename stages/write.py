@@ -38,6 +38,12 @@ def schemas(extra: list[pa.Field]) -> tuple[pa.Schema, pa.Schema]:
     return docs, pa.schema([*docs, *REJECT_FIELDS])
 ROWS_PER_GROUP = 2000
 
+# Object stores: no listing is cached. s3fs and gcsfs otherwise answer `exists`, `open` and globs
+# from a listing made earlier in this process, blind to the markers other processes (Ray workers,
+# the run a rerun resumes) wrote since: every check of a marker asks the store.
+for _protocol in ("s3", "s3a", "gs", "gcs"):
+    fsspec.config.conf.setdefault(_protocol, {})["use_listings_cache"] = False
+
 
 def temp_path(final: str) -> str:
     """A sibling temp name that no reader's `part-*` glob matches."""

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,3 +35,25 @@ def make_config(tmp_path: Path, inputs: dict[str, list[str]], name: str = "t", *
         "execution": {"num_cpus": 2, "progress": False},
         "stages": raw_stages,
     }
+
+
+def kill_run_midway(config: Path, ready: Callable[[], bool], env: dict | None = None, timeout_s: float = 300,
+                    poll_s: float = 0.05) -> None:
+    """Start `gristmill run config` in a session of its own, SIGKILL its driver once `ready()`,
+    then the rest of its process group (its private Ray)."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(config)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + timeout_s
+        while not ready():
+            assert proc.poll() is None, "run ended before it could be killed"
+            assert time.time() < deadline
+            time.sleep(poll_s)
+        os.kill(proc.pid, signal.SIGKILL)  # the driver, mid-run
+        proc.wait()
+    finally:
+        time.sleep(1)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # then what it left behind (raylet, workers)
+        except ProcessLookupError:
+            pass

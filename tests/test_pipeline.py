@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,7 @@ import yaml
 
 from stages.tokenize import load_tokenizer, read_shard
 from stages.write import schemas
-from tests.conftest import ROOT, WARC, make_config, require
+from tests.conftest import ROOT, WARC, kill_run_midway, make_config, require
 
 pytestmark = pytest.mark.slow
 
@@ -172,22 +169,7 @@ def test_changed_config_does_not_mix_into_an_old_run(baseline):
 def test_resume_after_sigkill_gives_the_same_documents(work, baseline):
     config = write_config(work, "killed", num_cpus=1, max_in_flight=1)
     run_dir = work / "out" / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(config)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while len(list((run_dir / "stats").glob("part-*.json"))) < 3:
-            assert proc.poll() is None, "run ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)  # the driver, mid-run
-        proc.wait()
-    finally:
-        time.sleep(1)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # then what it left behind (raylet, workers)
-        except ProcessLookupError:
-            pass
+    kill_run_midway(config, lambda: len(list((run_dir / "stats").glob("part-*.json"))) >= 3)
     done_at_kill = len(list((run_dir / "stats").glob("part-*.json")))
     total = json.loads((baseline / "manifest.json").read_text())["parts"]
     assert 3 <= done_at_kill < total

@@ -97,7 +97,8 @@ def train(cfg: TrainConfig) -> dict:
     peak = peak_tflops(world.device, cfg.parallel.peak_tflops)
     window = SourceLoss(len(sources), world.device)
     last: dict = {}
-    t0, window_tokens = time.perf_counter(), 0
+    sync = torch.cuda.synchronize if world.device.type == "cuda" else (lambda: None)
+    t0, paused, window_tokens = time.perf_counter(), 0.0, 0  # a window's time is training time only
     for step in range(start + 1, s.steps + 1):
         batch = next(loader).to(world.device)
         with sdpa_backends(m.sdpa_backend):
@@ -111,8 +112,8 @@ def train(cfg: TrainConfig) -> dict:
         window.add(token_loss, batch.sources)
         window_tokens += batch.targets.numel()
         if step % s.log_every == 0 or step == s.steps:
-            elapsed = time.perf_counter() - t0
-            loss, per_source, counts = window.reduce(world)
+            loss, per_source, counts = window.reduce(world)  # (waits for the device)
+            elapsed = time.perf_counter() - t0 - paused
             seen = [a + b for a, b in zip(seen, counts)]
             tps = window_tokens / elapsed  # per process
             last = {"kind": "train", "step": step, "loss": loss, "loss_by_source": log.by_source(per_source),
@@ -124,16 +125,20 @@ def train(cfg: TrainConfig) -> dict:
                     "mfu": flops_per_token * tps / (peak * 1e12) if peak else None,
                     "memory_gb": memory_gb(world.device)}
             log.write(last)
-            t0, window_tokens = time.perf_counter(), 0
-        if valid and (step % s.eval_every == 0 or step == s.steps):
-            loss, per_source, counts = evaluate(model, valid, len(sources), world, m.sdpa_backend).reduce(world)
-            log.write({"kind": "validation", "step": step, "loss": loss, "loss_by_source": log.by_source(per_source),
-                       "tokens_by_source": log.by_source(counts)})
-            t0 = time.perf_counter()  # validation is not training time
-        if step == s.steps or (s.checkpoint_every and step % s.checkpoint_every == 0):
-            checkpoints.save(step, model, optimizer, {"schedule": schedule.state_dict(), "loader": loader.state_dict(),
-                                                      "tokens_by_source": seen})
-            t0 = time.perf_counter()
+            t0, paused, window_tokens = time.perf_counter(), 0.0, 0
+        evaluate_now = valid and (step % s.eval_every == 0 or step == s.steps)
+        save_now = step == s.steps or (s.checkpoint_every and step % s.checkpoint_every == 0)
+        if evaluate_now or save_now:  # neither is training time
+            sync()
+            p0 = time.perf_counter()
+            if evaluate_now:
+                loss, per_source, counts = evaluate(model, valid, len(sources), world, m.sdpa_backend).reduce(world)
+                log.write({"kind": "validation", "step": step, "loss": loss,
+                           "loss_by_source": log.by_source(per_source), "tokens_by_source": log.by_source(counts)})
+            if save_now:
+                checkpoints.save(step, model, optimizer, {"schedule": schedule.state_dict(),
+                                                          "loader": loader.state_dict(), "tokens_by_source": seen})
+            paused += time.perf_counter() - p0
     if world.main:
         print(f"metrics: {log.path}\ncheckpoint: {checkpoints.latest()}", flush=True)
     teardown(world)

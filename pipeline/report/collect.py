@@ -95,7 +95,7 @@ class Sampler:
 def _files(run_dir: str, sub: str, suffix: str = ".parquet") -> list[str]:
     fs, root = fsspec.core.url_to_fs(f"{run_dir}/{sub}")
     proto = "" if fs.protocol in ("file", "local") or "file" in fs.protocol else f"{fs.protocol[0]}://"
-    return sorted(proto + p for p in fs.glob(f"{root}/*{suffix}"))
+    return sorted(proto + p for p in fs.glob(f"{root}/part-*{suffix}"))  # never a `.tmp-*` being written
 
 
 def _batches(path: str, wanted: list[str]):

@@ -106,9 +106,9 @@ def assign_sources(table: pa.Table, mix: MixConfig) -> np.ndarray:
 def read_part(ref: PartRef, mix: MixConfig, dtype: str) -> dict:
     """A part's documents with everything the mixture decides from: ids, token ranges, source,
     split, sample keys."""
-    schema = pq.read_schema(ref.docs)
-    cols = ["id"] + [c for c in where_columns(mix) if c in schema.names]
-    table = pq.read_table(ref.docs, columns=cols)
+    with fsspec.open(ref.docs, "rb") as f:  # any fsspec URL (pyarrow would use its own S3 client)
+        pf = pq.ParquetFile(f)
+        table = pf.read(columns=["id"] + [c for c in where_columns(mix) if c in pf.schema_arrow.names])
     tokens, offsets = load_tokens(ref.tokens, dtype)
     if len(offsets) - 1 != table.num_rows:
         raise ValueError(f"{ref.docs} has {table.num_rows} rows but its token shard {ref.tokens} "

@@ -59,7 +59,8 @@ def spill_part(ref: PartRef, scan: str, seed: int, dtype: str, allocs: list[Allo
     with fsspec.open(scan, "rb") as f, np.load(f) as z:
         d = {k: z[k] for k in ("source", "validation", "keys", "lengths")}
     d["tokens"], d["offsets"] = load_tokens(ref.tokens, dtype)
-    ids = pq.read_table(ref.docs, columns=["id"])["id"].to_pylist()
+    with fsspec.open(ref.docs, "rb") as f:
+        ids = pq.read_table(f, columns=["id"])["id"].to_pylist()
     src, val = d["source"], d["validation"]
     full = np.array([a.full_epochs for a in allocs] + [0], dtype=np.int64)
     cut = np.array([a.cut_bucket for a in allocs] + [0], dtype=np.int64)
