@@ -12,12 +12,11 @@ import hashlib
 
 import fsspec
 import numpy as np
-import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from pipeline.config import TokenizeConfig
 from stages.token_encoder import load_encoder
-from stages.write import open_atomic, read_json, write_json_atomic
+from stages.write import open_atomic, read_json, read_parquet, write_json_atomic
 
 ENCODE_BATCH = 256
 
@@ -31,8 +30,7 @@ def _in_sample(doc_id: str, fraction: float) -> bool:
 def sample_texts(parts: list[str], total_bytes: int, budget: int):
     fraction = 1.0 if total_bytes <= budget else budget / total_bytes
     for part in parts:
-        with fsspec.open(part, "rb") as f:  # any fsspec URL (pyarrow would use its own S3 client)
-            table = pq.read_table(f, columns=["id", "text"])
+        table = read_parquet(part, ["id", "text"])
         for doc_id, text in zip(table["id"].to_pylist(), table["text"].to_pylist()):
             if _in_sample(doc_id, fraction):
                 yield text
@@ -77,8 +75,7 @@ def tokenize_part(part: str, tokenizer_path: str, prefix: str, source: str, eos_
         raise ValueError(f"tokenizer {tokenizer_path} has no EOS token {eos_token!r}")
     vocab = encoder.hf.get_vocab_size()
     dtype = np.uint16 if vocab <= 2**16 else np.uint32
-    with fsspec.open(part, "rb") as f:
-        texts = pq.read_table(f, columns=["text"])["text"].to_pylist()
+    texts = read_parquet(part, ["text"])["text"].to_pylist()
     doc_ends = [np.zeros(1, dtype=np.int64)]
     with open_atomic(prefix + ".bin") as f:  # the .json, written last, marks the shard complete
         for i in range(0, len(texts), ENCODE_BATCH):

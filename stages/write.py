@@ -86,6 +86,15 @@ def write_table_atomic(path: str, table: pa.Table) -> None:
         pq.write_table(table, f)
 
 
+def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet file at any fsspec URL, read through fsspec (pyarrow's own S3 client would ignore
+    fsspec's settings). `pre_buffer` is off: with it, pyarrow's IO threads call back into the
+    Python file object, and a process that exits with such a thread alive aborts ("terminate
+    called without an active exception", seen with s3fs)."""
+    with fsspec.open(path, "rb") as f:
+        return pq.ParquetFile(f, pre_buffer=False).read(columns=columns)
+
+
 def read_json(path: str) -> Any:
     with fsspec.open(path, "r") as f:
         return json.load(f)

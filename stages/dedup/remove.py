@@ -17,15 +17,14 @@ import pyarrow.parquet as pq
 
 from stages.dedup import records
 from stages.dedup.layout import Layout
-from stages.write import DOC_SCHEMA, PartWriter, schemas, write_json_atomic
+from stages.write import DOC_SCHEMA, PartWriter, read_parquet, schemas, write_json_atomic
 
 BATCH = 2000
 DUPLICATES = pa.field("duplicates", pa.int32())  # documents of this run dropped in favour of this one
 
 
 def read_ids(path: str) -> tuple[list[str], np.ndarray]:
-    with fsspec.open(path, "rb") as f:
-        table = pq.read_table(f)
+    table = read_parquet(path)
     return table["id"].to_pylist(), table["text_hash"].to_numpy()
 
 
@@ -74,7 +73,7 @@ def remove_task(run_dir: str, part: int, partitions: int, against: list[str], do
     dropped: Counter = Counter()
     docs_in = bytes_out = earlier = 0
     with fsspec.open(lay.input_part(part), "rb") as f:
-        source = pq.ParquetFile(f)
+        source = pq.ParquetFile(f, pre_buffer=False)  # (stages/write.py:read_parquet says why)
         extra = [fld for fld in source.schema_arrow if fld.name not in DOC_SCHEMA.names] + [DUPLICATES]
         doc_schema, reject_schema = schemas(extra)
         docs = PartWriter(docs_out, doc_schema, compression)

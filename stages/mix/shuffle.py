@@ -19,11 +19,10 @@ import fsspec
 import numpy as np
 
 from stages.mix.allocate import Allocation
-import pyarrow.parquet as pq
 
 from stages.mix.runs import PartRef, load_tokens
 from stages.mix.select import UNMATCHED, key_bucket, order_keys
-from stages.write import open_atomic, write_json_atomic
+from stages.write import open_atomic, read_parquet, write_json_atomic
 
 RECORD = np.dtype([("key", "<u8"), ("length", "<i8"), ("source", "<i2"), ("run", "<i4"), ("part", "<i4"),
                    ("row", "<i8")])
@@ -59,8 +58,7 @@ def spill_part(ref: PartRef, scan: str, seed: int, dtype: str, allocs: list[Allo
     with fsspec.open(scan, "rb") as f, np.load(f) as z:
         d = {k: z[k] for k in ("source", "validation", "keys", "lengths")}
     d["tokens"], d["offsets"] = load_tokens(ref.tokens, dtype)
-    with fsspec.open(ref.docs, "rb") as f:
-        ids = pq.read_table(f, columns=["id"])["id"].to_pylist()
+    ids = read_parquet(ref.docs, ["id"])["id"].to_pylist()
     src, val = d["source"], d["validation"]
     full = np.array([a.full_epochs for a in allocs] + [0], dtype=np.int64)
     cut = np.array([a.cut_bucket for a in allocs] + [0], dtype=np.int64)
