@@ -46,7 +46,7 @@ from stages.lid import lid176_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import (  # noqa: E402
-    DATA_DIR, cpu_seconds, machine_notes, markdown_table, pin_to_core, write_json,
+    DATA_DIR, cpu_seconds, fastest_of_each, machine_notes, markdown_table, pin_to_core, write_json,
 )
 from bench.gold import (  # noqa: E402
     SnippetGold, load_scrapinghub_gold, load_trafilatura_gold, mean_token_scores, packed_file_names,
@@ -75,7 +75,9 @@ class BenchConfig:
 
 
 CONFIGS = [
-    BenchConfig("gristmill default (precision, fast, fallback < 1200 chars)", "gristmill"),
+    BenchConfig("gristmill default (precision, fast, resiliparse where the fast text falls short)", "gristmill"),
+    BenchConfig("gristmill fast, trafilatura's fallbacks < 1200 chars (before issue #11)", "gristmill",
+                {"fallback": "trafilatura", "fallback_below_share": 0}),
     BenchConfig("gristmill fast, no fallback", "gristmill", {"fallback_below_chars": 0}),
     BenchConfig("gristmill fast=False", "gristmill", {"fast": False}),
     BenchConfig("gristmill mode=balanced", "gristmill", {"mode": "balanced"}),
@@ -215,12 +217,7 @@ def fastest_of_rounds(configs: list[BenchConfig], inputs: list[Path], rounds: in
     """Every configuration once per round, so a slow spell on the machine hits them alike; the
     fastest run of each (the pipelines are deterministic: every round yields the same texts)."""
     runs = measure_each_in_fresh_process(configs * rounds, inputs)
-    fastest = []
-    for i in range(len(configs)):
-        tries = runs[i::len(configs)]
-        best = min(tries, key=lambda run: run.seconds)
-        fastest.append(replace(best, seconds_each_round=[round(run.seconds, 2) for run in tries]))
-    return fastest
+    return [replace(best, seconds_each_round=each) for best, each in fastest_of_each(runs, len(configs))]
 
 
 def datatrove_reads_untouched(packed_dir: Path) -> dict[str, str]:

@@ -49,6 +49,16 @@ def _cpu_model() -> str:
         return platform.processor() or "?"
 
 
+def fastest_of_each(runs: list, kinds: int, seconds: Callable = lambda run: run.seconds) -> list[tuple]:
+    """Runs made round by round, `kinds` per round → (the fastest run, every round's seconds) of
+    each kind."""
+    out = []
+    for i in range(kinds):
+        tries = runs[i::kinds]
+        out.append((min(tries, key=seconds), [round(seconds(t), 2) for t in tries]))
+    return out
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

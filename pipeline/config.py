@@ -49,12 +49,16 @@ class IngestConfig(Strict):
     content_types: list[str] = ["text/html", "application/xhtml+xml"]
     max_payload_bytes: int = Field(default=5_000_000, ge=1)  # bigger bodies are skipped as `too_large`
     url_blocklist: list[str] = []  # domains (and their subdomains) skipped before extraction
+    task_bytes: int = Field(default=16_000_000, ge=1)  # bigger files run as record ranges of about this
 
 
 class ExtractConfig(Strict):
     mode: Literal["precision", "balanced", "recall"] = "precision"
     fast: bool = True  # trafilatura without its readability/jusText fallbacks (see BENCHMARKS.md)…
-    fallback_below_chars: int = Field(default=1200, ge=0)  # …unless the fast text is this short
+    fallback: Literal["resiliparse", "trafilatura"] = "resiliparse"  # …then this, where the fast text
+    fallback_below_chars: int = Field(default=1200, ge=0)  # is shorter than this (0: never)…
+    fallback_below_share: float = Field(default=0.3, ge=0, le=1)  # …and than this share of the page's
+    # main-content estimate (resiliparse), unless it reads as a whole article; 0: by length alone
     timeout_s: float = Field(default=5.0, gt=0)  # per document; overruns count as `extract_timeout`
     isolate: bool = True  # extract in a child process killed at the limit (else SIGALRM: fires late)
     min_chars: int = Field(default=1, ge=0)  # shorter results count as `empty_text`
@@ -307,6 +311,11 @@ def _format_error(err: ValidationError, prefix: str = "") -> str:
     return "invalid config:\n  " + "\n  ".join(lines)
 
 
+def _is_file(fs, path: str, info: dict) -> bool:
+    """A file, or a symlink to one (fsspec lists local symlinks as type "other")."""
+    return info["type"] == "file" or (bool(info.get("islink")) and fs.isfile(path))
+
+
 def expand_inputs(cfg: Config) -> dict[str, list[str]]:
     """Input name → sorted list of matching files; a pattern matching nothing is an error.
     Listed once per config (a Common Crawl listing over S3 is not free)."""
@@ -317,7 +326,7 @@ def expand_inputs(cfg: Config) -> dict[str, list[str]]:
         files: list[str] = []
         for j, pattern in enumerate(inp.paths):
             fs, _ = fsspec.core.url_to_fs(pattern)  # one listing: no request per file matched
-            matches = sorted(p for p, info in fs.glob(pattern, detail=True).items() if info["type"] == "file")
+            matches = sorted(p for p, info in fs.glob(pattern, detail=True).items() if _is_file(fs, p, info))
             if not matches:
                 raise ConfigError(f"inputs.{i}.paths.{j}: {pattern!r} matches no file")
             protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]

@@ -18,15 +18,25 @@ from pipeline.version import code_version
 from pipeline.shard import Shard, docs_path, process_shard, stats_path
 from pipeline.stats import RunStats
 from stages import tokenize
+from stages.ranges import ByteRange, plan_ranges
 from stages.write import exists, read_json, write_json_atomic
 
 RESUME_KEYS = ("run", "inputs", "stages")  # what must not change between a run and its rerun
 WAIT_S = 1.0  # the driver wakes at least this often, so that a signal is handled promptly
 
 
-def plan_shards(inputs: dict[str, list[str]]) -> list[Shard]:
-    pairs = [(source, path) for source, paths in inputs.items() for path in paths]
-    return [Shard(i, source, path) for i, (source, path) in enumerate(pairs)]
+def plan_shards(inputs: dict[str, list[str]], task_bytes: int) -> list[Shard]:
+    """One shard per input file, or per record range of a file bigger than `task_bytes`."""
+    pieces = [(source, path, r) for source, paths in inputs.items() for path in paths
+              for r in _ranges(path, task_bytes)]
+    return [Shard(i, source, path, r.start, r.end, r.size) for i, (source, path, r) in enumerate(pieces)]
+
+
+def _ranges(path: str, task_bytes: int) -> list[ByteRange]:
+    try:
+        return plan_ranges(path, task_bytes)
+    except OSError:  # unreadable here: one task, which counts the error when it opens the file
+        return [ByteRange(0, None, 0)]
 
 
 def run_tasks(fn: Callable, args: Iterable[tuple], total: int, limit: int, desc: str,
@@ -97,7 +107,7 @@ def run_pipeline(cfg: Config, address: str | None = None) -> dict:
     print(connect(choose_address(address, cfg.execution.address), cfg.execution.num_cpus,
                   cfg.execution.connect_timeout_s), flush=True)
     raise_if_interrupted()  # a signal that came while Ray started (inside Ray's code it only set a flag)
-    shards = plan_shards(inputs)
+    shards = plan_shards(inputs, cfg.stages.ingest.task_bytes)
     manifest = {
         "run": cfg.run.name,
         "status": "running",
@@ -127,7 +137,7 @@ def _run(cfg: Config, shards: list[Shard], version: str) -> dict:
     run_dir, progress = cfg.run_dir, cfg.execution.progress
     stale = _clean_temp_files(run_dir)
     done = {s.part for s in shards if exists(stats_path(run_dir, s.part))}
-    todo = [s for s in shards if s.part not in done]
+    todo = sorted((s for s in shards if s.part not in done), key=lambda s: -s.size)  # biggest first
     print(f"gristmill: {len(shards)} shards, {len(done)} already done, {len(todo)} to run → {run_dir}", flush=True)
 
     limit = cfg.execution.max_in_flight or 2 * int(ray.cluster_resources().get("CPU", 1))

@@ -1,4 +1,5 @@
-"""One input shard (a WARC/ARC file) through the fused per-document stages into one output part.
+"""One input shard (a WARC/ARC file, or a record range of a big one) through the fused
+per-document stages into one output part.
 
 The part's stats file is written last: its existence marks the shard done, so a rerun skips it.
 """
@@ -21,6 +22,9 @@ class Shard:
     index: int
     source: str
     path: str
+    start: int = 0  # the byte range whose records this shard reads (stages/ranges.py)
+    end: int | None = None
+    size: int = 0  # bytes in the range
 
     @property
     def part(self) -> str:
@@ -94,7 +98,8 @@ def process_shard(cfg: Config, shard: Shard, code_version: str = "") -> dict:
     rejects = PartWriter(rejects_path(run_dir, shard.part), reject_schema, compression) \
         if cfg.stages.write.write_rejects else _Discard()
     try:
-        stream = WarcIngest(cfg.stages.ingest, shard.source).read(shard.path, stats.stage("ingest"), rejects)
+        stream = WarcIngest(cfg.stages.ingest, shard.source).read(
+            shard.path, stats.stage("ingest"), rejects, shard.start, shard.end)
         for stage in chain:
             stream = stage.run(stream, stats.stage(stage.name), rejects)
         write = stats.stage("write")
@@ -118,6 +123,7 @@ def process_shard(cfg: Config, shard: Shard, code_version: str = "") -> dict:
         "part": shard.part,
         "source": shard.source,
         "input": shard.path,
+        "range": [shard.start, shard.end],
         "docs": docs.count,
         "rejects": rejects.count,
         "seconds": round(time.time() - t0, 3),

@@ -8,6 +8,7 @@ fires only between Python bytecodes: 6–17 s at a 5 s limit on pages of 200k sm
 from __future__ import annotations
 
 import codecs
+import re
 import signal
 import threading
 import time
@@ -17,7 +18,9 @@ from contextlib import contextmanager
 from copy import deepcopy
 
 import trafilatura
+from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.encoding import detect_encoding
+from resiliparse.parse.html import HTMLTree
 from trafilatura.settings import DEFAULT_CONFIG
 
 from pipeline.config import ExtractConfig
@@ -26,6 +29,12 @@ from stages.base import DocStage
 from stages.extract_worker import ForkedWorker, WorkerDied, WorkerError, WorkerTimeout
 
 OVERRUN_FACTOR = 1.1  # a page stopped later than this × the limit counts as an `extract_overrun`
+# A fast text "reads as a whole article" (tuned on the gold pages, BENCHMARKS.md):
+ARTICLE_MIN_CHARS = 400
+SENTENCE_LINE_CHARS = 60
+SENTENCE_ENDS = (".", "!", "?", '"', "”", "。")
+ARTICLE_SENTENCE_SHARE = 0.9
+MARKUP = re.compile(r"<[A-Za-z!/]")  # a fallback's text must come from a page with tags in its head
 
 
 class ExtractTimeout(BaseException):
@@ -82,12 +91,32 @@ def decode_html(payload: bytes, declared: str | None) -> tuple[str, str, str]:
     return payload.decode("cp1252", errors="replace"), "cp1252", "fallback"
 
 
+def reads_as_article(text: str) -> bool:
+    """A fast result of at least ARTICLE_MIN_CHARS, nearly all in sentence-long lines that end
+    like sentences: a short article found whole, which no fallback improves."""
+    if len(text) < ARTICLE_MIN_CHARS:
+        return False
+    lines = [line.strip() for line in text.splitlines()]
+    whole = sum(len(line) for line in lines if len(line) >= SENTENCE_LINE_CHARS and line.endswith(SENTENCE_ENDS))
+    return whole >= ARTICLE_SENTENCE_SHARE * sum(len(line) for line in lines)
+
+
+def main_content(html: str) -> str:
+    """resiliparse's main-content text (boilerplate removed by markup rules; no image alt texts,
+    which thumbnail galleries repeat by the hundred): ~3 ms a page."""
+    return extract_plain_text(HTMLTree.parse(html), main_content=True, alt_texts=False)
+
+
 class TrafilaturaExtract(DocStage):
     """Adds `text` and `charset`; drops `extract_timeout`, `extract_error` and `empty_text`.
 
     With `fast`, trafilatura runs without its readability/jusText fallbacks, which halves its
-    cost; pages whose fast text is shorter than `fallback_below_chars` (menus, teasers: where
-    the fast path fails) are extracted again with them. BENCHMARKS.md measures each setting.
+    cost. Where the fast path fails (a teaser, a menu, a cookie notice instead of the page) its
+    text is short against the page's main content: a fast text under `fallback_below_chars` that
+    does not read as a whole article and is under `fallback_below_share` of resiliparse's
+    main-content estimate is replaced by that estimate (`fallback: resiliparse`, ~3 ms) or by
+    trafilatura with its fallbacks (`trafilatura`, 5-10× the fast cost on those pages).
+    BENCHMARKS.md ("The whole chain on real crawl pages") measures each setting.
     With `isolate`, extraction runs in a child process started once per `run` (shard) and
     replaced when it is killed at the time limit; it is stopped when the run ends.
     """
@@ -109,13 +138,26 @@ class TrafilaturaExtract(DocStage):
         self.worker = ForkedWorker(self._extract_in_child) if cfg.isolate else None
 
     def extract(self, html: str) -> str | None:
-        if not self.cfg.fast:
+        cfg = self.cfg
+        if not cfg.fast:
             return trafilatura.extract(html, no_fallback=False, **self.kwargs)
-        text = trafilatura.extract(html, no_fallback=True, **self.kwargs)
-        if len(text or "") < self.cfg.fallback_below_chars:
-            self.events["fallback_extraction"] += 1
-            text = trafilatura.extract(html, no_fallback=False, **self.kwargs) or text
-        return text
+        text = trafilatura.extract(html, no_fallback=True, **self.kwargs) or ""
+        if len(text) >= cfg.fallback_below_chars:
+            return text
+        estimate = None
+        if cfg.fallback_below_share > 0:
+            if reads_as_article(text):
+                self.events["fallback_skipped:whole_article"] += 1
+                return text
+            estimate = main_content(html)
+            if len(text) >= cfg.fallback_below_share * len(estimate):
+                self.events["fallback_skipped:covers_main_content"] += 1
+                return text
+        self.events[f"fallback_extraction:{cfg.fallback}"] += 1
+        if cfg.fallback == "resiliparse":
+            estimate = main_content(html) if estimate is None else estimate
+            return estimate if estimate.strip() and MARKUP.search(html, 0, 4096) else text
+        return trafilatura.extract(html, no_fallback=False, **self.kwargs) or text
 
     def _extract_in_child(self, html_utf8: bytes) -> tuple[str | None, dict[str, int]]:
         """In the child: the page → its text and the events counted on the way."""

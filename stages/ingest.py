@@ -1,9 +1,10 @@
 """Crawl ingest: WARC/1.x, WARC/0.18 and ARC files → one dict per HTTP response with an HTML body.
 
-Reader: warcio (see BENCHMARKS.md "WARC readers"): it reads ARC and WARC/0.18 as well as WARC/1.x,
-per-record gzip (whole-file gzip is read again as a stream), and undoes chunked and gzip/deflate/
-brotli HTTP encodings. FastWARC parses 2-3.5× faster but reads no ARC and, in its default mode,
-silently cuts ClueWeb09 bodies; warcio's ~0.5 ms a page is ~3% of a document's cost here.
+Reader: warcio (see BENCHMARKS.md "WARC readers"): it reads ARC and WARC/0.17-0.18 as well as
+WARC/1.x and per-record gzip (whole-file gzip is read again as a stream); HTTP bodies are decoded
+by `stages.http_body`, which honours an encoding header only where the body carries it. FastWARC
+parses 2-3.5× faster but reads no ARC and, in its default mode, silently cuts ClueWeb09 bodies;
+warcio's ~0.5 ms a page is ~3% of a document's cost here.
 
 Nothing a crawl throws at it is fatal: every record is counted under `events` (record types,
 repairs, read errors) or, for a response that cannot become a document, dropped with a reason.
@@ -28,6 +29,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from pipeline.config import IngestConfig
 from pipeline.stats import StageStats
+from stages.http_body import matches_http_length, read_body, was_cut_short
 
 DOC_RECORD_TYPES = ("response", "resource")
 LENGTH_MISMATCH = "length_mismatch"  # iter_records: the record before was not followed by a record boundary
@@ -35,6 +37,7 @@ WARC_LINE = re.compile(rb"\nWARC/\d+\.\d+\r?\n")
 ARC_LINE = re.compile(rb"\n[A-Za-z][\w+.-]*://\S* \S+ \d{12,18} [^\n]*\n")
 RECORD_LINE = re.compile(WARC_LINE.pattern + b"|" + ARC_LINE.pattern)
 GZIP_MEMBER = re.compile(rb"\x1f\x8b\x08")
+URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+-]*:")  # a scheme: dns:, metadata://, file://
 SCAN_BLOCK, SCAN_OVERLAP = 1 << 20, 512
 logger = logging.getLogger("gristmill.ingest")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
@@ -92,8 +95,10 @@ class WarcIngest:
         self.content_types = tuple(t.lower() for t in cfg.content_types)
         self.blocklist = frozenset(d.lower().lstrip(".") for d in cfg.url_blocklist)
 
-    def read(self, path: str, stats: StageStats, rejects: list[dict]) -> Iterator[dict]:
-        records = iter_records(path, stats)
+    def read(self, path: str, stats: StageStats, rejects: list[dict], start: int = 0,
+             end: int | None = None) -> Iterator[dict]:
+        """Documents of the records that start in [start, end) (stages/ranges.py plans them)."""
+        records = iter_records(path, stats, start, end)
         held = None  # a document waits for the next record, which shows whether its length was right
         while True:
             t0 = time.perf_counter()
@@ -153,9 +158,14 @@ class WarcIngest:
         def drop(reason: str) -> None:
             return self._drop(doc, reason, stats, rejects)
 
+        if h.get_header("WARC-Truncated"):  # cut by the crawler on purpose: the body is kept
+            stats.events["warc_truncated"] += 1
         if not url:
             return drop("missing_url")
-        if urlsplit(url).scheme not in ("http", "https") or not doc["domain"]:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https") and URL_SCHEME.match(url):  # dns:, whois:, wget's metadata://
+            return drop("not_http")
+        if scheme not in ("http", "https") or not doc["domain"]:
             return drop("bad_url")
         if self.blocklist and _blocked(doc["domain"], self.blocklist):
             return drop("url_blocklist")
@@ -173,17 +183,16 @@ class WarcIngest:
         if mime and not mime.startswith(self.content_types):
             return drop("content_type")
         try:
-            payload = _read_payload(record, self.cfg.max_payload_bytes + 1, stats)
+            body = read_body(record, self.cfg.max_payload_bytes + 1, stats.events)
         except Exception as e:
             stats.events[f"payload_error:{_error_kind(e)}"] += 1
             return drop("unreadable_payload")
+        payload = body.data
         stats.bytes_in += len(payload)
         if len(payload) > self.cfg.max_payload_bytes:
             return drop("too_large")
-        if _truncated(record, payload):
+        if was_cut_short(record, body):
             return drop("truncated_payload")
-        if h.get_header("WARC-Truncated"):
-            stats.events["warc_truncated"] += 1
         if not payload.strip():
             return drop("empty_payload")
         if not mime and not _looks_like_html(payload):
@@ -193,14 +202,15 @@ class WarcIngest:
         doc["charset"] = declared_charset(content_type, payload)
         doc["html"] = payload
         doc["html_bytes"] = len(payload)
-        doc["_whole"] = _matches_http_length(record)
+        doc["_whole"] = matches_http_length(record, body)
         return doc
 
 
-def iter_records(path: str, stats: StageStats) -> Iterator:
-    """warcio records of one file, and `LENGTH_MISMATCH` right after a record that was not
-    followed by a record boundary (its Content-Length is wrong). Read errors are counted, never
-    raised; reading resumes at the next record (see `_records`).
+def iter_records(path: str, stats: StageStats, start: int = 0, end: int | None = None) -> Iterator:
+    """warcio records of one file (those starting in [start, end), `start` being a record start),
+    and `LENGTH_MISMATCH` right after a record that was not followed by a record boundary (its
+    Content-Length is wrong). Read errors are counted, never raised; reading resumes at the next
+    record (see `_records`).
 
     A whole-file gzip (one gzip member for many records) is read again as a gzip stream, since
     warcio's seekable reader only takes one member per record.
@@ -212,11 +222,11 @@ def iter_records(path: str, stats: StageStats) -> Iterator:
         return
     log = _EventLog(path)
     with f:
-        n = yield from _records(f, stats, log, skip=0)
+        n = yield from _records(f, stats, log, 0, start, end)
     if n is not None:
         stats.events["whole_file_gzip"] += 1
         with fsspec.open(path, "rb", compression="gzip") as g:
-            yield from _records(g, stats, log, skip=n)
+            yield from _records(g, stats, log, n)
 
 
 class _QuietArchiveIterator(ArchiveIterator):
@@ -226,16 +236,17 @@ class _QuietArchiveIterator(ArchiveIterator):
     INC_RECORD = ""
 
 
-def _records(f, stats: StageStats, log: _EventLog, skip: int):
-    """Yield records after the first `skip`; returns the count read if the file turns out to
-    be a whole-file gzip (to be read again), else None.
+def _records(f, stats: StageStats, log: _EventLog, skip: int, start: int = 0, end: int | None = None):
+    """Yield records after the first `skip`, from offset `start` up to the first record at or
+    after `end`; returns the count read if the file turns out to be a whole-file gzip (to be
+    read again), else None.
 
     After a read error, reading resumes at the next record start (`_next_record_start`): a wrong
     Content-Length loses its own record, never the rest of the file. When the record before the
     error was not followed by a boundary, its declared length may hide the next record's start,
     so the search begins inside it."""
     gzipped = _peek(f, 0, 2) == b"\x1f\x8b"
-    resume, n, fmt = 0, 0, None
+    resume, n, fmt = start, 0, None
     while True:
         f.seek(resume)
         # ARC stays ARC: arc2warc invents random ids
@@ -249,10 +260,12 @@ def _records(f, stats: StageStats, log: _EventLog, skip: int):
                 if archive.err_count > errors:  # the record before was not followed by a boundary
                     stats.events["bad_record_length"] += 1
                     yield LENGTH_MISMATCH
-                elif _ended_early(previous):  # its gzip member (or the file) ended first: see _truncated
+                elif _ended_early(previous):  # its gzip member (or the file) ended first
                     stats.events["bad_record_length"] += 1
                 if record is None:
                     break
+                if end is not None and archive.offset >= end:  # the next range's first record
+                    return None
                 previous = record
                 start, fmt = archive.offset, archive.known_format
                 n += 1
@@ -262,25 +275,41 @@ def _records(f, stats: StageStats, log: _EventLog, skip: int):
             if "non-chunked gzip" in str(e) and skip == 0 and resume == 0:
                 return n
             flagged = archive.err_count > errors
+            failed_at = start if flagged else max(archive.offset, start)
+            found = _next_record_start(f, failed_at + 1, gzipped, fmt)
+            if flagged and found is not None and found == _declared_end(archive, gzipped):
+                # the next record starts right where this one ends, as declared, with no blank line
+                # between them (Common Crawl 2008's filedesc): nothing is wrong with either
+                stats.events["missing_separator"] += 1
+                if end is not None and found >= end:
+                    return None
+                resume = found
+                continue
             if flagged:
                 stats.events["bad_record_length"] += 1
                 yield LENGTH_MISMATCH
             kind = "bad_content_length" if flagged else _error_kind(e)
             stats.events[f"read_error:{kind}"] += 1
-            failed_at = start if flagged else max(archive.offset, start)
-            found = _next_record_start(f, failed_at + 1, gzipped, fmt)
-            stats.events["resync_skipped_bytes"] += (found if found is not None else _size(f)) - failed_at
+            upto = found if found is not None else _size(f)
+            stats.events["resync_skipped_bytes"] += max(0, (upto if end is None else min(upto, end)) - failed_at)
             log.once(f"read_error:{kind}", f"offset {failed_at}: {str(e)[:100]!r}; "
                      + (f"resumed at offset {found}" if found is not None else "no record after it"))
-            if found is None:
+            if found is None or (end is not None and found >= end):
                 return None
             resume = found
         else:
-            end = sum(archive.member_info) if archive.member_info else None
-            if end is not None and _has_leftover(f, end):  # a record cut off before its headers ended
+            last = sum(archive.member_info) if archive.member_info else None
+            if end is None and last is not None and _has_leftover(f, last):  # cut inside its headers
                 stats.events["read_error:truncated"] += 1
-                log.once("read_error:truncated", f"offset {end}: the file ends inside a record")
+                log.once("read_error:truncated", f"offset {last}: the file ends inside a record")
             return None
+
+
+def _declared_end(archive: ArchiveIterator, gzipped: bool) -> int | None:
+    """Where the last record read ends by its declared length (uncompressed files only: warcio
+    counts the line it took for a separator out of the record's length)."""
+    info = archive.member_info
+    return None if gzipped or not info else info[0] + info[1]
 
 
 def _has_leftover(f, end: int) -> bool:
@@ -351,48 +380,6 @@ class _EventLog:
             self.seen.add(kind)
             logger.warning("%s: %s at %s (counted; more of this kind in this file are only counted)",
                            self.path, kind, message)
-
-
-def _read_payload(record, limit: int, stats: StageStats) -> bytes:
-    """The HTTP body with transfer/content encodings undone; the raw body if decoding fails."""
-    raw = record.raw_stream
-    try:
-        data = record.content_stream().read(limit)
-        if data or raw is None or not getattr(raw, "limit", 0):
-            return data
-        stats.events["decode_fallback:empty_decode"] += 1  # e.g. a gzip member cut mid-body
-    except Exception as e:  # a wrong chunk size, a bad gzip/brotli body: keep the raw bytes
-        stats.events[f"decode_fallback:{_error_kind(e)}"] += 1
-    return raw.read(limit) if raw is not None else b""
-
-
-def _truncated(record, payload: bytes) -> bool:
-    """Did the record end before the length it declares, cutting the body short?
-
-    A body the crawler cut on purpose (WARC-Truncated) is complete as a record and kept: what
-    arrived is still text. ARC lengths are often off by a few bytes, so a record that ends
-    early still counts as whole when the HTTP Content-Length was met.
-    """
-    raw = record.raw_stream
-    if not getattr(raw, "limit", 0) or raw.read(1):
-        return False
-    http = record.http_headers
-    declared = http.get_header("Content-Length") if http is not None else None
-    if declared and declared.strip().isdigit() and not http.get_header("Content-Encoding"):
-        return len(payload) < int(declared)
-    return True
-
-
-def _matches_http_length(record) -> bool:
-    """Is the body the record declares exactly as long as its HTTP Content-Length? Then the
-    record is whole even if junk follows it; if not, its WARC length is what is wrong."""
-    http = record.http_headers
-    declared = http.get_header("Content-Length") if http is not None else None
-    if not (declared and declared.strip().isdigit() and record.length):
-        return False
-    missing = int(declared) - (int(record.length) - http.total_len)
-    gzipped = (http.get_header("Content-Encoding") or "").lower() == "gzip"
-    return missing == 0 or (gzipped and 0 < missing <= 8)  # a gzip body cut in its trailer decodes whole
 
 
 def _looks_like_html(payload: bytes) -> bool:

@@ -12,12 +12,10 @@ import importlib.util
 from pathlib import Path
 
 import fasttext
-from resiliparse.extract.html2text import extract_plain_text
-from resiliparse.parse.html import HTMLTree
 
 from pipeline.config import LidConfig
 from stages.base import DocStage
-from stages.extract import decode_html
+from stages.extract import decode_html, main_content
 
 fasttext.FastText.eprint = lambda *a, **k: None  # silence the load_model deprecation banner
 
@@ -66,9 +64,7 @@ class FastTextLid(DocStage):
 
 def cheap_text(html: bytes, charset: str | None, max_chars: int = 5000) -> str:
     """Visible text of the page's likely main content, fast (resiliparse, ~5 ms a page)."""
-    decoded, _, _ = decode_html(html, charset)
-    tree = HTMLTree.parse(decoded)
-    return extract_plain_text(tree, main_content=True, alt_texts=False)[:max_chars]
+    return main_content(decode_html(html, charset)[0])[:max_chars]
 
 
 class LanguagePrecheck(DocStage):

@@ -56,6 +56,20 @@ def test_missing_input_names_the_pattern(tmp_path, raw):
         load_config(write(tmp_path, raw))
 
 
+def test_symlinked_inputs_are_files(tmp_path, raw):
+    """fsspec lists a local symlink as type "other": a link to a file is still an input, a
+    dangling one is not."""
+    from pipeline.config import expand_inputs
+
+    target = tmp_path / "data.warc.gz"
+    target.write_bytes(b"")
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "a.warc.gz").symlink_to(target)
+    (tmp_path / "links" / "dangling.warc.gz").symlink_to(tmp_path / "gone.warc.gz")
+    raw["inputs"] = [{"name": "x", "paths": [str(tmp_path / "links" / "*")]}]
+    assert expand_inputs(load_config(write(tmp_path, raw))) == {"x": [str(tmp_path / "links" / "a.warc.gz")]}
+
+
 def test_unknown_stage_and_order(tmp_path, raw):
     raw["stages"]["dedupe"] = {}
     with pytest.raises(ConfigError, match=r"stages\.dedupe: unknown stage"):

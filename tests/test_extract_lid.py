@@ -58,12 +58,44 @@ def test_extracts_main_text_without_boilerplate():
     assert stats.docs_out == 1 and stats.bytes_out == len(doc["text"].encode())
 
 
-def test_short_fast_results_get_the_fallback_extractors():
-    docs = lambda: [{"html": ARTICLE.encode(), "charset": None}]  # noqa: E731
-    _, _, stats = run_stage(TrafilaturaExtract(ExtractConfig(fallback_below_chars=100_000)), docs())
-    assert stats.events["fallback_extraction"] == 1
-    _, _, stats = run_stage(TrafilaturaExtract(ExtractConfig(fallback_below_chars=0)), docs())
-    assert stats.events["fallback_extraction"] == 0
+def _fallback_events(cfg: ExtractConfig, html: str) -> tuple[str, dict]:
+    (doc,), _, stats = run_stage(TrafilaturaExtract(cfg), [{"html": html.encode(), "charset": None}])
+    return doc["text"], {k: v for k, v in stats.events.items() if k.startswith("fallback")}
+
+
+SHORT_PAGE = ("<html><body><nav>Home | About</nav><main><h1>Opening hours</h1><p>Monday to Friday: 9 to 17</p>"
+              "<p>Saturday: 10 to 14</p><p>Call us on weekdays.</p></main><footer>(c) 2024</footer></body></html>")
+
+
+@pytest.mark.parametrize("html,cfg,expected", [
+    # the fast text is about all the page has: nothing to gain
+    (SHORT_PAGE, ExtractConfig(), {"fallback_skipped:covers_main_content": 1}),
+    # > 400 chars of whole sentences: a short article found whole
+    (ARTICLE, ExtractConfig(), {"fallback_skipped:whole_article": 1}),
+    # by length alone (before issue #11): trafilatura's fallbacks on every short result
+    (SHORT_PAGE, ExtractConfig(fallback="trafilatura", fallback_below_share=0), {"fallback_extraction:trafilatura": 1}),
+    (SHORT_PAGE, ExtractConfig(fallback_below_chars=0), {}),
+])
+def test_fallback_is_decided_by_what_the_fast_text_says(html, cfg, expected):
+    text, events = _fallback_events(cfg, html)
+    assert events == expected
+    assert "Call us on weekdays." in text or "library should stay open longer" in text
+
+
+def test_a_fast_text_far_short_of_the_main_content_is_replaced_by_it(monkeypatch):
+    """Where the fast path returns a cookie notice, resiliparse's main content replaces it."""
+    calls = []
+
+    def fake_extract(html, no_fallback, **kwargs):
+        calls.append(no_fallback)
+        return "Please accept our cookies to read this page."
+
+    monkeypatch.setattr("stages.extract.trafilatura.extract", fake_extract)
+    text, events = _fallback_events(ExtractConfig(isolate=False), ARTICLE)
+    assert events == {"fallback_extraction:resiliparse": 1} and calls == [True]
+    assert "library should stay open longer" in text and "cookies" not in text
+    text, events = _fallback_events(ExtractConfig(fallback="trafilatura", isolate=False), ARTICLE)
+    assert events == {"fallback_extraction:trafilatura": 1} and calls[1:] == [True, False]
 
 
 def test_empty_and_non_html_results_are_counted():

@@ -26,8 +26,12 @@ INPUTS = {
 }
 
 
+NEWS_RANGES = 3  # the 4.4 MB news WARC runs as record ranges of ~1.5 MB
+
+
 def write_config(tmp: Path, name: str, **execution) -> Path:
-    raw = make_config(tmp, INPUTS, name=name, tokenize={"vocab_size": 4096, "train_sample_bytes": 5_000_000})
+    raw = make_config(tmp, INPUTS, name=name, tokenize={"vocab_size": 4096, "train_sample_bytes": 5_000_000},
+                      ingest={"task_bytes": 1_500_000})
     raw["execution"].update(execution)
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -62,8 +66,16 @@ def test_outputs_schema_and_counts(baseline):
     manifest = json.loads((baseline / "manifest.json").read_text())
     assert manifest["status"] == "done" and not manifest["failed_shards"]
     parts = sorted(p.stem for p in (baseline / "stats").glob("part-*.json"))
-    assert len(parts) == manifest["parts"] == 4 + 16 + 1  # real WARCs, edge cases, news pages
+    assert len(parts) == manifest["parts"] == 4 + 16 + NEWS_RANGES  # real WARCs, edge cases, news pages
     assert parts == sorted(p.stem for p in (baseline / "docs").glob("part-*.parquet"))
+    # the news WARC's ranges tile it, and together read every page of it once, in order
+    news = [json.loads((baseline / "stats" / f"{p}.json").read_text()) for p in parts[-NEWS_RANGES:]]
+    assert [n["range"][0] for n in news][0] == 0 and news[-1]["range"][1] is None
+    assert all(a["range"][1] == b["range"][0] for a, b in zip(news, news[1:]))
+    from stages.ingest import read_all
+    whole, whole_rejects, _ = read_all(INPUTS["news"][0])
+    ranged = sum(n["stats"]["ingest"]["docs_out"] for n in news)
+    assert ranged == len(whole) == 113 and not whole_rejects
     doc_schema, reject_schema = schemas([])  # no stage here adds columns
     for p in (baseline / "docs").glob("part-*.parquet"):
         assert pq.read_schema(p).remove_metadata() == doc_schema
