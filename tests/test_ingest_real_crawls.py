@@ -18,7 +18,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from pipeline.config import IngestConfig
 from stages.ingest import read_all
-from tests.conftest import WARC
+from tests.conftest import WARC, require
 
 REAL, MORE = WARC / "real", WARC / "more"
 CC2008_ARC = MORE / "copycat-cc2008-small-sample-1213893279526_0.arc"
@@ -29,12 +29,9 @@ IAH_ARC = MORE / "aut-IAH-20080430204825-00000-blackbook.arc.gz"
 IPWB = MORE / "ipwb-sample-1.warc.gz"
 DERIVATIVES = (".wat", ".wet", ".wat.gz", ".wet.gz")  # Common Crawl's metadata and text: no responses
 
-pytestmark = pytest.mark.skipif(not (REAL.is_dir() and MORE.is_dir()), reason=f"no crawl data in {WARC}")
-
-
 @cache
 def _read(path: Path) -> tuple[list[dict], list[dict], dict, dict]:
-    docs, rejects, stats = read_all(str(path))
+    docs, rejects, stats = read_all(str(require(path)))
     return docs, rejects, dict(stats.events), dict(stats.dropped)
 
 
@@ -113,6 +110,10 @@ def _count_pages(path: Path) -> int:
 
 
 CRAWL_FILES = sorted(p.name for d in (REAL, MORE) if d.is_dir() for p in d.iterdir())
+
+
+def test_the_crawl_data_is_there():
+    assert len(CRAWL_FILES) >= 16, f"test data missing in {REAL} / {MORE} (CI runs with ../shared beside the clone)"
 
 
 @pytest.mark.parametrize("name", CRAWL_FILES)
