@@ -101,9 +101,12 @@ def test_a_failed_job_is_reported_and_followed_to_exit_1(head):
 
 
 def test_stop_ends_a_running_job_cleanly(tmp_path, head):
-    inputs = {"cc": [DOLMA, *MANY["edge"]], 
-              "news": [str(require(WARC / "packed" / "scrapinghub_pages.warc.gz"))]}
-    config = write_config(tmp_path, "stopped", inputs, {"max_in_flight": 1})
+    # big files as 2 MB record ranges, run biggest first one at a time: when the first part is
+    # written, a dozen ranges are still to come, so the stop lands mid-run
+    inputs = {"cc": [DOLMA, *MANY["edge"]],
+              "news": [str(require(WARC / "packed" / name))
+                       for name in ("scrapinghub_pages.warc.gz", "trafilatura_pages.warc.gz")]}
+    config = write_config(tmp_path, "stopped", inputs, {"max_in_flight": 1}, ingest={"task_bytes": 2_000_000})
     job_id = submit(config, head)
     run_dir = tmp_path / "out" / "stopped"
     deadline = time.time() + 300
