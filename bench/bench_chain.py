@@ -22,7 +22,6 @@ on the packed benchmark pages, one pinned core, interleaved rounds.
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import sys
 import tempfile

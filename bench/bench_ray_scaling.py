@@ -67,14 +67,16 @@ def write_config(path: Path, patterns: dict[str, list[str]], output: Path, name:
     return path
 
 
-def in_process(config: str) -> dict:
-    """Every planned shard through `process_shard` in this (pinned) process."""
+def in_process(config: str, k: int = 0, n: int = 1) -> dict:
+    """Every n-th planned shard from the k-th through `process_shard`, in this process pinned to
+    core k: with n = 1 the per-core rate, with n = cores the machine's own scaling without Ray."""
+    pin_to_core(k)
     from pipeline.config import expand_inputs, load_config
     from pipeline.runner import plan_shards
     from pipeline.shard import process_shard
 
     cfg = load_config(config)
-    shards = plan_shards(expand_inputs(cfg), cfg.stages.ingest.task_bytes)
+    shards = plan_shards(expand_inputs(cfg), cfg.stages.ingest.task_bytes, cfg._sizes)[k::n]
     t0 = time.perf_counter()
     docs = sum(process_shard(cfg, s)["stats"]["ingest"]["docs_in"] for s in shards)
     return {"shards": len(shards), "docs": docs, "seconds": round(time.perf_counter() - t0, 2)}
@@ -96,29 +98,17 @@ def run_on_ray(config: Path, tree: Path = ROOT) -> dict:
             "run_seconds": manifest["seconds"]}
 
 
-def pinned(fn, *args):
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=pin_to_core) as pool:
-        return pool.submit(fn, *args).result()
-
-
-def in_process_part(config: str, k: int, n: int) -> dict:
-    """Every n-th shard from the k-th, in this process pinned to core k (the machine's own
-    scaling, without Ray)."""
-    os.sched_setaffinity(0, {k})
-    from pipeline.config import expand_inputs, load_config
-    from pipeline.runner import plan_shards
-    from pipeline.shard import process_shard
-
-    cfg = load_config(config)
-    shards = plan_shards(expand_inputs(cfg), cfg.stages.ingest.task_bytes)[k::n]
-    return {"docs": sum(process_shard(cfg, s)["stats"]["ingest"]["docs_in"] for s in shards)}
-
-
-def plain_processes(config: str, n: int) -> dict:
+def in_processes(config: str, n: int) -> dict:
+    """`in_process` in n fresh processes at once, one per core. One process times its shards only
+    (the per-core rate); several are timed on the wall clock over all of them, start-up included."""
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
         t0 = time.perf_counter()
-        parts = list(pool.map(in_process_part, [config] * n, range(n), [n] * n))
-        return {"docs": sum(p["docs"] for p in parts), "seconds": round(time.perf_counter() - t0, 2)}
+        parts = list(pool.map(in_process, [config] * n, range(n), [n] * n))
+        seconds = time.perf_counter() - t0
+    if n == 1:
+        return parts[0]
+    return {"shards": sum(p["shards"] for p in parts), "docs": sum(p["docs"] for p in parts),
+            "seconds": round(seconds, 2)}
 
 
 def rate(r: dict) -> float:
@@ -144,13 +134,13 @@ def main() -> None:
         for i in range(args.rounds):  # alternate, so that a slow spell on the machine hits both
             inproc = write_config(tmp / f"inproc{i}.yaml", patterns, out, f"inproc{i}", 1, False)
             per_doc = write_config(tmp / f"per_doc{i}.yaml", patterns, out, f"per-doc{i}", args.cpus, False)
-            one = pinned(in_process, str(inproc))
+            one = in_processes(str(inproc), 1)
             ray_run = run_on_ray(per_doc)
             round_ = {"in_process": one, "ray": ray_run,
                       "share": round(rate(ray_run) / (args.cpus * rate(one)), 3)}
             if i == 0:
                 plain = write_config(tmp / "plain.yaml", patterns, out, "plain", 1, False)
-                round_["plain_processes"] = plain_processes(str(plain), args.cpus)
+                round_["plain_processes"] = in_processes(str(plain), args.cpus)
             report["rounds"].append(round_)
             print(f"round {i + 1}: {round_}", flush=True)
         whole = write_config(tmp / "whole.yaml", patterns, out, "whole", args.cpus, True)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when 
 import pipeline.env  # noqa: F401,E402
 from bench.common import DATA_DIR, machine_notes, markdown_table, write_json  # noqa: E402
 from bench.gold import token_f1  # noqa: E402
-from pipeline.config import parse_config  # noqa: E402
+from pipeline.config import ExtractConfig  # noqa: E402
 from pipeline.stats import StageStats  # noqa: E402
 from stages.extract import TrafilaturaExtract  # noqa: E402
 from stages.ingest import read_all  # noqa: E402
@@ -46,9 +46,7 @@ def wet_texts(path: Path) -> dict[str, str]:
 
 def our_texts(path: Path) -> dict[str, str | None]:
     """URL → our extracted text (None where extraction dropped the page) for every page ingest keeps."""
-    cfg = parse_config({"inputs": [{"name": "wet", "paths": [str(path)]}],
-                        "stages": {"ingest": {}, "extract": {}, "write": {}}})
-    extract = TrafilaturaExtract(cfg.stages.extract.model_copy(update={"isolate": False}))  # the defaults
+    extract = TrafilaturaExtract(ExtractConfig(isolate=False))  # the defaults, in this process
     docs, _, _ = read_all(str(path))
     texts: dict[str, str | None] = dict.fromkeys(d["url"] for d in docs)
     extracted = extract.run(docs, StageStats(), [])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
@@ -33,7 +35,6 @@ def _summary(manifest: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.ray_session import Interrupted, RayUnreachable, interruptible
     from pipeline.runner import run_pipeline
 
     cfg = load_config(args.config, args.set)
@@ -44,17 +45,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("gristmill: --dry-run: the config has no filters stage", file=sys.stderr)
             return 2
         cfg.stages.filters.annotate_only = True
-    with interruptible():
-        try:
-            manifest = run_pipeline(cfg, address=args.address)
-        except RayUnreachable as e:
-            print(f"gristmill: {e}", file=sys.stderr)
-            return 2
-        except Interrupted as e:
-            print(f"gristmill: stopped by {e}; finished parts are kept, rerun the same command to resume",
-                  file=sys.stderr, flush=True)
-            _shutdown_ray()
-            return 128 + e.signum
+    with _ray_work():
+        manifest = run_pipeline(cfg, address=args.address)
     print(_summary(manifest))
     if manifest["status"] == "done" and cfg.mix is not None:
         from stages.write import read_json
@@ -63,11 +55,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if manifest["status"] == "done" else 1
 
 
-def _shutdown_ray() -> None:
-    import ray
+@contextmanager
+def _ray_work() -> Iterator[None]:
+    """The block under `interruptible()`: SIGINT/SIGTERM end it with a one-line message, Ray shut
+    down, and exit status 128 + the signal's number."""
+    from pipeline.ray_session import Interrupted, interruptible
 
-    if ray.is_initialized():
-        ray.shutdown()
+    with interruptible():
+        try:
+            yield
+        except Interrupted as e:
+            print(f"gristmill: stopped by {e}; finished work is kept, rerun the same command to resume",
+                  file=sys.stderr, flush=True)
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+            raise SystemExit(128 + e.signum) from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -90,7 +94,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     another config is refused here, as `run` refuses it, before anything is written. --follow prints
     the job's logs until it ends and exits with its outcome (pipeline/jobs.py).
     """
-    from pipeline.jobs import JobError, connect_client, follow, one_line
+    from pipeline.jobs import connect_client, follow, one_line
     from pipeline.preflight import check_paths
     from pipeline.runner import check_resume
     from pipeline.version import CODE_VERSION_VARIABLE
@@ -103,11 +107,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if _read_text(job_config) not in (None, text):
         raise ConfigError(f"{cfg.run_dir} was submitted with another config ({job_config}); "
                           "set another run.name to start afresh")
-    try:
-        client = connect_client(args.address)
-    except JobError as e:
-        print(f"gristmill: {e}", file=sys.stderr)
-        return 2
+    client = connect_client(args.address)  # a JobError is one line, exit 2 (main)
     with open_atomic(job_config, "w") as f:
         f.write(text)
     root = Path(__file__).resolve().parent.parent
@@ -130,31 +130,23 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_mix(args: argparse.Namespace) -> int:
     """Build (or resume) the mixture a mix file describes, on Ray."""
     from pipeline.mix_config import load_mix
-    from pipeline.ray_session import Interrupted, RayUnreachable, choose_address, connect, interruptible
+    from pipeline.ray_session import choose_address, connect
     from pipeline.runner import ray_execute
     from stages.mix import MixFailed, build_mixture, prepare
 
     spec = load_mix(args.mix, args.set)
     mix, ex = spec.mixture, spec.execution
     runs = prepare(mix)  # every check that needs no work, before Ray starts
-    with interruptible():
+    with _ray_work():
         try:
             print(connect(choose_address(args.address, ex.address), ex.num_cpus, ex.connect_timeout_s), flush=True)
             import ray
 
             limit = ex.max_in_flight or 2 * int(ray.cluster_resources().get("CPU", 1))
             manifest = build_mixture(mix, ray_execute(limit, ex.progress and not args.no_progress), runs)
-        except RayUnreachable as e:
-            print(f"gristmill: {e}", file=sys.stderr)
-            return 2
         except MixFailed as e:
             print(f"gristmill: {e}", file=sys.stderr)
             return 1
-        except Interrupted as e:
-            print(f"gristmill: stopped by {e}; finished tasks are kept, rerun the same command to resume",
-                  file=sys.stderr, flush=True)
-            _shutdown_ray()
-            return 128 + e.signum
     print(mix_summary(manifest, mix.mix_dir))
     return 0
 
@@ -335,9 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.jobs import add_job_commands
     add_job_commands(sub)
     args = p.parse_args(argv)
+    from pipeline.jobs import JobError
+    from pipeline.ray_session import RayUnreachable
+
     try:
         return args.fn(args)
-    except ConfigError as e:
+    except (ConfigError, RayUnreachable, JobError) as e:  # the user's to fix: one line, exit 2
         print(f"gristmill: {e}", file=sys.stderr)
         return 2
 

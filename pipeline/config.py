@@ -231,6 +231,7 @@ class Config(Strict):
     stages: StagesConfig
     mixture: dict[str, Any] | None = None  # a mixture of this run (pipeline/mix_config.py), built at the end
     _inputs: dict[str, list[str]] | None = PrivateAttr(default=None)  # expand_inputs' listing, once
+    _sizes: dict[str, int] = PrivateAttr(default_factory=dict)  # its file sizes (planning needs no request)
     _mixture: Any = PrivateAttr(default=None)  # `mixture`, validated: a MixConfig
 
     @property
@@ -326,11 +327,17 @@ def expand_inputs(cfg: Config) -> dict[str, list[str]]:
         files: list[str] = []
         for j, pattern in enumerate(inp.paths):
             fs, _ = fsspec.core.url_to_fs(pattern)  # one listing: no request per file matched
-            matches = sorted(p for p, info in fs.glob(pattern, detail=True).items() if _is_file(fs, p, info))
+            listing = fs.glob(pattern, detail=True)
+            matches = sorted(p for p, info in listing.items() if _is_file(fs, p, info))
             if not matches:
                 raise ConfigError(f"inputs.{i}.paths.{j}: {pattern!r} matches no file")
             protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-            files += [p if protocol in ("file", "local") else f"{protocol}://{p}" for p in matches]
+            for p in matches:
+                url = p if protocol in ("file", "local") else f"{protocol}://{p}"
+                files.append(url)
+                size = listing[p].get("size")
+                if not listing[p].get("islink") and isinstance(size, int):  # a link's own size is not its file's
+                    cfg._sizes[url] = size
         out[inp.name] = sorted(set(files))
     names = [i.name for i in cfg.inputs]
     if len(set(names)) != len(names):

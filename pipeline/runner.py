@@ -25,16 +25,18 @@ RESUME_KEYS = ("run", "inputs", "stages")  # what must not change between a run 
 WAIT_S = 1.0  # the driver wakes at least this often, so that a signal is handled promptly
 
 
-def plan_shards(inputs: dict[str, list[str]], task_bytes: int) -> list[Shard]:
-    """One shard per input file, or per record range of a file bigger than `task_bytes`."""
+def plan_shards(inputs: dict[str, list[str]], task_bytes: int, sizes: dict[str, int] | None = None) -> list[Shard]:
+    """One shard per input file, or per record range of a file bigger than `task_bytes`
+    (`sizes`: the input listing's, so that a small file costs no request)."""
+    sizes = sizes or {}
     pieces = [(source, path, r) for source, paths in inputs.items() for path in paths
-              for r in _ranges(path, task_bytes)]
+              for r in _ranges(path, task_bytes, sizes.get(path))]
     return [Shard(i, source, path, r.start, r.end, r.size) for i, (source, path, r) in enumerate(pieces)]
 
 
-def _ranges(path: str, task_bytes: int) -> list[ByteRange]:
+def _ranges(path: str, task_bytes: int, size: int | None) -> list[ByteRange]:
     try:
-        return plan_ranges(path, task_bytes)
+        return plan_ranges(path, task_bytes, size)
     except OSError:  # unreadable here: one task, which counts the error when it opens the file
         return [ByteRange(0, None, 0)]
 
@@ -107,7 +109,7 @@ def run_pipeline(cfg: Config, address: str | None = None) -> dict:
     print(connect(choose_address(address, cfg.execution.address), cfg.execution.num_cpus,
                   cfg.execution.connect_timeout_s), flush=True)
     raise_if_interrupted()  # a signal that came while Ray started (inside Ray's code it only set a flag)
-    shards = plan_shards(inputs, cfg.stages.ingest.task_bytes)
+    shards = plan_shards(inputs, cfg.stages.ingest.task_bytes, cfg._sizes)
     manifest = {
         "run": cfg.run.name,
         "status": "running",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -241,12 +242,13 @@ def _records(f, stats: StageStats, log: _EventLog, skip: int, start: int = 0, en
     after `end`; returns the count read if the file turns out to be a whole-file gzip (to be
     read again), else None.
 
-    After a read error, reading resumes at the next record start (`_next_record_start`): a wrong
+    After a read error, reading resumes at the next record start (`next_record_start`): a wrong
     Content-Length loses its own record, never the rest of the file. When the record before the
     error was not followed by a boundary, its declared length may hide the next record's start,
     so the search begins inside it."""
-    gzipped = _peek(f, 0, 2) == b"\x1f\x8b"
+    gzipped = peek(f, 0, 2) == b"\x1f\x8b"
     resume, n, fmt = start, 0, None
+    stop = sys.maxsize if end is None else end  # records starting here or later are not this range's
     while True:
         f.seek(resume)
         # ARC stays ARC: arc2warc invents random ids
@@ -264,7 +266,7 @@ def _records(f, stats: StageStats, log: _EventLog, skip: int, start: int = 0, en
                     stats.events["bad_record_length"] += 1
                 if record is None:
                     break
-                if end is not None and archive.offset >= end:  # the next range's first record
+                if archive.offset >= stop:  # the next range's first record
                     return None
                 previous = record
                 start, fmt = archive.offset, archive.known_format
@@ -276,12 +278,12 @@ def _records(f, stats: StageStats, log: _EventLog, skip: int, start: int = 0, en
                 return n
             flagged = archive.err_count > errors
             failed_at = start if flagged else max(archive.offset, start)
-            found = _next_record_start(f, failed_at + 1, gzipped, fmt)
+            found = next_record_start(f, failed_at + 1, gzipped, fmt)
             if flagged and found is not None and found == _declared_end(archive, gzipped):
                 # the next record starts right where this one ends, as declared, with no blank line
                 # between them (Common Crawl 2008's filedesc): nothing is wrong with either
                 stats.events["missing_separator"] += 1
-                if end is not None and found >= end:
+                if found >= stop:
                     return None
                 resume = found
                 continue
@@ -290,11 +292,11 @@ def _records(f, stats: StageStats, log: _EventLog, skip: int, start: int = 0, en
                 yield LENGTH_MISMATCH
             kind = "bad_content_length" if flagged else _error_kind(e)
             stats.events[f"read_error:{kind}"] += 1
-            upto = found if found is not None else _size(f)
-            stats.events["resync_skipped_bytes"] += max(0, (upto if end is None else min(upto, end)) - failed_at)
+            upto = min(found if found is not None else _size(f), stop)
+            stats.events["resync_skipped_bytes"] += max(0, upto - failed_at)
             log.once(f"read_error:{kind}", f"offset {failed_at}: {str(e)[:100]!r}; "
                      + (f"resumed at offset {found}" if found is not None else "no record after it"))
-            if found is None or (end is not None and found >= end):
+            if found is None or found >= stop:
                 return None
             resume = found
         else:
@@ -315,7 +317,7 @@ def _declared_end(archive: ArchiveIterator, gzipped: bool) -> int | None:
 def _has_leftover(f, end: int) -> bool:
     """Are there non-blank bytes after offset `end` (the end of the last whole record)?"""
     try:
-        return bool(_peek(f, end, 65536).strip())
+        return bool(peek(f, end, 65536).strip())
     except (OSError, ValueError):
         return False
 
@@ -325,7 +327,7 @@ def _ended_early(record) -> bool:
     return record is not None and getattr(record.raw_stream, "limit", 0) > 0
 
 
-def _peek(f, offset: int, size: int) -> bytes:
+def peek(f, offset: int, size: int) -> bytes:
     f.seek(offset)
     return f.read(size)
 
@@ -339,16 +341,16 @@ def _size(f) -> int:
         return f.tell()
 
 
-def _next_record_start(f, offset: int, gzipped: bool, fmt: str | None) -> int | None:
+def next_record_start(f, offset: int, gzipped: bool, fmt: str | None) -> int | None:
     """Offset of the first record start at or after `offset`: in a per-record gzip the next gzip
     member whose text begins like a record, else the next line that begins like a WARC (or,
     in an ARC file, an ARC) header. None when there is none."""
     pattern = GZIP_MEMBER if gzipped else ARC_LINE if fmt == "arc" else WARC_LINE if fmt else RECORD_LINE
     carry = b""
     if not gzipped:  # a header line must follow a newline: keep the byte before `offset`
-        carry = _peek(f, offset - 1, 1) if offset else b"\n"
+        carry = peek(f, offset - 1, 1) if offset else b"\n"
     while True:
-        chunk = carry + _peek(f, offset, SCAN_BLOCK)
+        chunk = carry + peek(f, offset, SCAN_BLOCK)
         if len(chunk) == len(carry):
             return None
         base = offset - len(carry)
@@ -363,7 +365,7 @@ def _next_record_start(f, offset: int, gzipped: bool, fmt: str | None) -> int | 
 def _starts_a_record(f, offset: int) -> bool:
     """Does a gzip member at `offset` decompress to something that begins like a record?"""
     try:
-        head = zlib.decompressobj(31).decompress(_peek(f, offset, 4096), 1024)
+        head = zlib.decompressobj(31).decompress(peek(f, offset, 4096), 1024)
     except zlib.error:
         return False
     return bool(RECORD_LINE.match(b"\n" + head))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import fsspec
 
-from stages.ingest import _next_record_start, _peek
+from stages.ingest import next_record_start, peek
 
 
 @dataclass(frozen=True)
@@ -24,19 +24,20 @@ class ByteRange:
     size: int  # bytes in the range (for scheduling: the biggest tasks go first)
 
 
-def plan_ranges(path: str, task_bytes: int) -> list[ByteRange]:
-    """`path` as ranges of about `task_bytes` each, cut at record starts."""
+def plan_ranges(path: str, task_bytes: int, size: int | None = None) -> list[ByteRange]:
+    """`path` (of `size` bytes, when the listing said) as ranges of about `task_bytes` each, cut at
+    record starts. A file no bigger than `task_bytes` is not opened."""
     fs, p = fsspec.core.url_to_fs(path)
-    size = int(fs.size(p))
+    size = int(fs.size(p)) if size is None else size
     n = math.ceil(size / task_bytes)
     if n <= 1:
         return [ByteRange(0, None, size)]
     cuts = [0]
     with fs.open(p, "rb") as f:
-        gzipped = _peek(f, 0, 2) == b"\x1f\x8b"
+        gzipped = peek(f, 0, 2) == b"\x1f\x8b"
         fmt = _format(f, gzipped)
         for k in range(1, n):
-            at = _next_record_start(f, max(k * size // n, cuts[-1] + 1), gzipped, fmt)
+            at = next_record_start(f, max(k * size // n, cuts[-1] + 1), gzipped, fmt)
             if at is None:
                 break
             cuts.append(at)
@@ -46,7 +47,7 @@ def plan_ranges(path: str, task_bytes: int) -> list[ByteRange]:
 
 def _format(f, gzipped: bool) -> str:
     """"warc" or "arc", from the first record's first line."""
-    head = _peek(f, 0, 4096)
+    head = peek(f, 0, 4096)
     if gzipped:
         try:
             head = zlib.decompressobj(31).decompress(head, 16)
