@@ -269,6 +269,13 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
         node[keys[-1]] = value
 
 
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (PyYAML's own text spans several)."""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    mark = getattr(e, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply `key.path=value` overrides; values are parsed as YAML (`0.7`, `[en, de]`, `null`)."""
     for item in overrides:
@@ -276,7 +283,11 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not of the form key.path=value")
         try:
-            _set_dotted(raw, key.strip(), yaml.safe_load(value))
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML: {yaml_problem(e)}") from None
+        try:
+            _set_dotted(raw, key.strip(), parsed)
         except (KeyError, IndexError, ValueError, TypeError, AttributeError) as e:
             raise ConfigError(f"override {item!r}: no such key path ({e})") from None
     return raw
@@ -460,7 +471,7 @@ def read_yaml(path: str | os.PathLike, overrides: list[str] = (), what: str = "c
     except FileNotFoundError:
         raise ConfigError(f"{what} {str(path)!r} not found") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
     raw = apply_overrides(raw or {}, list(overrides))
     return raw, Path(path).resolve().parent if "://" not in str(path) else Path.cwd()
 

@@ -168,8 +168,25 @@ def cmd_stop(args: argparse.Namespace) -> int:
                   "request", file=sys.stderr)
             return 1
         time.sleep(0.5)
+    if str(info.status) == "STOPPED" and _run_status(info.entrypoint) == "done":
+        print(f"job {args.job}: STOPPED after its run had finished (its manifest says done; nothing lost)")
+        return 0
     print(f"job {args.job}: {info.status}")
     return 0
+
+
+def _run_status(entrypoint: str | None) -> str | None:
+    """The status in the manifest of the run a `gristmill submit` job runs, where this machine can
+    read it (its config, `<run dir>/submitted-config.yaml`, is the entrypoint's argument)."""
+    from stages.write import read_json
+
+    words = (entrypoint or "").split()
+    if words[:4] != ["python", "-m", "pipeline", "run"] or len(words) < 5:
+        return None
+    try:
+        return read_json(f"{words[4].rsplit('/', 1)[0]}/manifest.json").get("status")
+    except Exception:  # elsewhere, unreadable, or gone (any store's error): no claim either way
+        return None
 
 
 def add_address(sp: argparse.ArgumentParser) -> None:

@@ -130,8 +130,21 @@ def run_pipeline(cfg: Config, address: str | None = None) -> dict:
         write_json_atomic(manifest_path, manifest)
         raise
     manifest.update(finished_at=_now(), seconds=round(time.time() - started, 2))
+    if manifest["status"] == "done":  # what an attempt lost on a dead node may have left mid-write
+        manifest["stale_temp_files_removed"] += _clean_temp_files(run_dir)
+    if _nothing_done(previous, manifest):
+        manifest = previous  # a no-op rerun leaves the run's record (its times included) as it was
     write_json_atomic(manifest_path, manifest)
     return manifest
+
+
+def _nothing_done(previous: dict | None, manifest: dict) -> bool:
+    """Whether this attempt found a finished run and changed nothing in it."""
+    return (previous is not None and previous.get("status") == "done" and manifest["status"] == "done"
+            and manifest["parts_skipped_as_done"] == manifest["parts"]
+            and manifest["stale_temp_files_removed"] == 0
+            and {k: previous.get(k) for k in ("totals", "documents", "outputs")}
+            == {k: manifest[k] for k in ("totals", "documents", "outputs")})
 
 
 def _run(cfg: Config, shards: list[Shard], version: str) -> dict:

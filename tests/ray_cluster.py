@@ -13,10 +13,9 @@ concurrent tests, and two nodes on one machine, do not clash.
 from __future__ import annotations
 
 import os
+import re
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from pipeline.trial_node import free_port, ray_start_command, trial_env  # noqa: F401 (free_port: for tests)
 
 
 @dataclass
@@ -60,10 +59,20 @@ def group_members(pgid: int) -> list[int]:
     return pids
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def listeners(pgids: set[int]) -> list[tuple[str, int]]:
+    """(local address, pid) of every listening TCP socket owned by a process of these groups (`ss`)."""
+    out = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True, check=True).stdout
+    found = []
+    for line in out.splitlines():
+        local, procs = line.split()[3], line.split("users:", 1)[-1]
+        for pid in map(int, re.findall(r"pid=(\d+)", procs)):
+            try:
+                pgid = os.getpgid(pid)
+            except ProcessLookupError:
+                continue
+            if pgid in pgids:
+                found.append((local, pid))
+    return found
 
 
 def stop_group(pgid: int, grace_s: float = 5.0,
@@ -82,18 +91,13 @@ def stop_group(pgid: int, grace_s: float = 5.0,
 
 @contextmanager
 def ray_head(port: int, dashboard_port: int, num_cpus: int = 2, timeout_s: float = 120) -> Iterator[RayHead]:
-    """A head node on 127.0.0.1; its record lands in a private RAY_TMPDIR (short: socket paths)."""
+    """A head node on 127.0.0.1 (`gristmill trial-node`'s `ray start`); its record lands in a private
+    temp dir (short: socket paths)."""
     tmp = tempfile.mkdtemp(prefix="gm-ray-", dir="/tmp")
-    env = {**os.environ, "RAY_TMPDIR": tmp, "RAY_AUTH_MODE": "disabled",
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-           "PATH": f"{BIN}:{os.environ['PATH']}"}
-    env.pop("RAY_ADDRESS", None)
-    starter = subprocess.Popen(
-        [BIN / "ray", "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", f"--num-cpus={num_cpus}",
-         f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
-         "--disable-usage-stats"],
-        env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**trial_env(), "RAY_TMPDIR": tmp}
+    starter = subprocess.Popen(ray_start_command(tmp, num_cpus, head_port=port, dashboard_port=dashboard_port),
+                               env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     try:
         out, _ = starter.communicate(timeout=timeout_s)
         if starter.returncode != 0:
@@ -104,20 +108,6 @@ def ray_head(port: int, dashboard_port: int, num_cpus: int = 2, timeout_s: float
             starter.kill()
         stop_group(starter.pid)
         subprocess.run(["rm", "-rf", tmp], check=False)
-
-
-# `ray start` for a worker node. With RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (pipeline/env.py: addresses
-# default to loopback) `ray start --address` refuses to start a worker node, on Linux too; with 1 it
-# turns the address 127.0.0.1 into the machine's outward one, where the head does not listen. So: 0,
-# with the refusal alone switched off.
-_WORKER_START = """
-import sys, types
-import ray._private.ray_constants as constants
-import ray.scripts.scripts as scripts
-scripts.ray_constants = types.SimpleNamespace(**{**vars(constants), "ENABLE_RAY_CLUSTER": True})
-sys.argv[0] = "ray"
-scripts.main()
-"""
 
 
 def alive_nodes(head: RayHead) -> set[str]:
@@ -131,16 +121,12 @@ def alive_nodes(head: RayHead) -> set[str]:
 @contextmanager
 def ray_worker(head: RayHead, num_cpus: int = 1, timeout_s: float = 120) -> Iterator[RayWorker]:
     """A second node joined to `head` (same machine and environment), in a session of its own: `kill()`
-    loses it abruptly; on exit whatever is left of it is stopped. (`ray start`, run through
-    _WORKER_START: see there.) It has a temp dir of its own, as a node on another machine would: with
-    the head's, the job's working_dir (the driver's cwd) was gone after this node was killed (seen once)."""
+    loses it abruptly; on exit whatever is left of it is stopped. It has a temp dir of its own, as a
+    node on another machine would (pipeline/trial_node.py says why)."""
     before = alive_nodes(head)
     tmp = tempfile.mkdtemp(prefix="gm-rayw-", dir="/tmp")
-    starter = subprocess.Popen(
-        [sys.executable, "-c", _WORKER_START, "start", f"--address={head.gcs_address}",
-         "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}", f"--temp-dir={tmp}",
-         f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats"],
-        env=head.env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    starter = subprocess.Popen(ray_start_command(tmp, num_cpus, address=head.gcs_address), env=head.env,
+                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = starter.communicate(timeout=timeout_s)
         if starter.returncode != 0:

@@ -1,5 +1,9 @@
 """Config loading: every mistake fails at load time naming the key or path."""
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +148,32 @@ def test_mixture_block_in_a_run_config(tmp_path, raw):
     del raw["stages"]["tokenize"]
     with pytest.raises(ConfigError, match=r"mixture: needs the tokenize stage"):
         parse_config(raw, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("command, config", [("validate", "configs/sample.yaml"), ("mix", "configs/sample-mix.yaml"),
+                                             ("train", "configs/train-sample.yaml")])
+def test_a_malformed_override_is_one_line_exit_2(command, config):
+    r = subprocess.run([sys.executable, "-m", "pipeline", command, config, "--set", "stages.lid.languages=[en, de"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert r.stderr.count("\n") == 1 and "not valid YAML" in r.stderr and "line 1, column 8" in r.stderr
+
+
+def test_malformed_yaml_in_a_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run:\n  name: [x\n  output: y\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(bad)
+    assert "\n" not in str(e.value) and "line 3" in str(e.value)
+
+
+def test_a_reader_that_leaves_early_is_no_error():
+    """`gristmill … | head`: output into a closed pipe ends quietly, with the shell's status for it."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = subprocess.run([sys.executable, "-m", "pipeline", "validate", "configs/sample.yaml"], cwd=ROOT,
+                           stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 128 + signal.SIGPIPE and r.stderr == ""

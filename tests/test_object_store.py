@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import ROOT, WARC, kill_run_midway, make_config, require
+from tests.conftest import ROOT, WARC, already_done, kill_run_midway, make_config, require
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +43,7 @@ STAGES = {
     "tokenize": {"vocab_size": 4096, "train_sample_bytes": 5_000_000},
 }
 MIXTURE = {"name": "mix", "budget": 40_000, "validation": 0.1, "shard_tokens": 10_000,
+           "shortfall": "redistribute",  # ja, capped at 2 epochs, falls short of its weight by design
            "sources": [{"name": "ja", "weight": 1, "max_epochs": 2, "where": {"language": "ja"}},
                        {"name": "web", "weight": 3}]}
 
@@ -301,8 +302,9 @@ def test_resume_on_s3_after_sigkill(s3, s3_run, work):
     t0 = time.time()
     r = gristmill(env, "run", str(config))
     assert r.returncode == 0, r.stdout + r.stderr
-    report_requests("resume", log.take(), len(FILES) - done_at_kill, time.time() - t0)
-    assert f"{done_at_kill} already done" in r.stdout
+    resumed = already_done(r.stdout)  # workers of the killed driver may have finished more since
+    assert done_at_kill <= resumed < len(FILES)
+    report_requests("resume", log.take(), len(FILES) - resumed, time.time() - t0)
     assert not [p for p in fs.find(run_dir) if "/.tmp-" in p]
     assert documents(fs, run_dir) == documents(fs, s3_run)
     for p in fs.glob(f"{s3_run}/tokens/crawl/shard-*.bin"):

@@ -15,7 +15,7 @@ import yaml
 
 from stages.tokenize import load_tokenizer, read_shard
 from stages.write import schemas
-from tests.conftest import ROOT, WARC, kill_run_midway, make_config, require
+from tests.conftest import ROOT, WARC, already_done, kill_run_midway, make_config, require
 
 pytestmark = pytest.mark.slow
 
@@ -166,14 +166,19 @@ def test_a_mixture_block_mixes_the_finished_run_and_its_documents_decode(work, b
 
 def test_rerun_skips_finished_shards(baseline):
     before = {p: p.stat().st_mtime_ns for p in (baseline / "docs").glob("*.parquet")}
+    manifest = (baseline / "manifest.json").read_bytes()
     r = gristmill("run", str(baseline.parent.parent / "baseline.yaml"))
     assert r.returncode == 0, r.stderr
     assert f"{len(before)} already done, 0 to run" in r.stdout
     assert before == {p: p.stat().st_mtime_ns for p in (baseline / "docs").glob("*.parquet")}
+    assert (baseline / "manifest.json").read_bytes() == manifest  # its run time and all, as it was
+    seconds = json.loads(manifest)["seconds"]
+    assert f"done in {seconds:.1f}s" in r.stdout
 
 
-def test_changed_config_does_not_mix_into_an_old_run(baseline):
-    r = gristmill("run", str(baseline.parent.parent / "baseline.yaml"), "--set", "stages.lid.threshold=0.9")
+@pytest.mark.parametrize("command", ["run", "validate"])  # validate refuses what run would refuse
+def test_changed_config_does_not_mix_into_an_old_run(baseline, command):
+    r = gristmill(command, str(baseline.parent.parent / "baseline.yaml"), "--set", "stages.lid.threshold=0.9")
     assert r.returncode == 2
     assert "changed: stages" in r.stderr and "run.name" in r.stderr
 
@@ -188,7 +193,7 @@ def test_resume_after_sigkill_gives_the_same_documents(work, baseline):
 
     r = gristmill("run", str(config))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"{done_at_kill} already done" in r.stdout
+    assert done_at_kill <= already_done(r.stdout) < total  # workers of the killed driver may finish more
     assert not list(run_dir.glob("**/.tmp-*"))
     assert documents(run_dir) == documents(baseline)
     for meta in (baseline / "tokens").glob("*/shard-*.json"):
