@@ -4,8 +4,8 @@
 
 The corpus is the sample run (`make pipeline` first: out/sample) replicated k times as one run
 (new ids, the same token shards: each copy is one more set of parts). The mixture is
-configs/sample-mix.yaml's sources with a budget of twice the corpus' tokens (every source
-up-sampled, a fractional epoch drawn), 1M-token output shards. Every task runs in a fresh process
+configs/sample-mix.yaml's sources, uncapped, with a budget of twice the corpus' tokens (every
+source up-sampled, a fractional epoch drawn), 1M-token output shards. Every task runs in a fresh process
 on one of 2 long-lived workers whose peak RSS is reset before each task (Linux clear_refs), and
 the highest per step is kept; the no-op row is a worker that only imported the code. Against it, the in-memory way (nanoGPT's
 `prepare.py` style: every chosen document's tokens gathered in one process, permuted, written),
@@ -64,7 +64,7 @@ def spec_for(run: Path, out: Path) -> object:
     raw = yaml.safe_load((ROOT / "configs" / "sample-mix.yaml").read_text())["mixture"]
     tokens = sum(json.loads(p.read_text())["n_tokens"] for p in run.glob("tokens/*/shard-*.json"))
     for s in raw["sources"]:
-        s.pop("max_epochs", None)
+        s["max_epochs"] = None  # uncapped: every source up-sampled as far as the budget needs
     raw.update(runs=[str(run)], output=str(out), budget=2 * tokens, shard_tokens=1_000_000)
     return parse_mix({"mixture": raw}).mixture
 

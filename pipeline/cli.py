@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +18,8 @@ from pipeline import env  # noqa: F401
 from pipeline.config import ConfigError, expand_inputs, load_config
 from pipeline.version import code_version
 from stages.write import open_atomic
+
+START_DIR = os.getcwd()  # a Ray job's driver runs in its working_dir, which a runtime-env agent may remove
 
 
 def _summary(manifest: dict) -> str:
@@ -76,10 +80,12 @@ def _ray_work() -> Iterator[None]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from pipeline.preflight import check_paths
+    from pipeline.runner import check_resume
 
     cfg = load_config(args.config, args.set)
     inputs = expand_inputs(cfg)
     check_paths(cfg)
+    check_resume(f"{cfg.run_dir}/manifest.json", cfg, inputs)  # as `run` would refuse it
     print(f"ok: {sum(map(len, inputs.values()))} input files in {len(inputs)} inputs; "
           f"stages: {' → '.join(cfg.stages.order)}; output: {cfg.run_dir}")
     return 0
@@ -154,14 +160,17 @@ def cmd_mix(args: argparse.Namespace) -> int:
 def mix_summary(m: dict, mix_dir: str) -> str:
     lines = [f"mixture {m['name']}: {m['train']['tokens']:,} training tokens of a {m['budget']:,} budget "
              f"in {len(m['train']['shards'])} shards; validation {sum(v['tokens'] for v in m['validation'].values()):,}",
-             f"  {'source':<20} {'weight':>7} {'share':>7} {'tokens':>13} {'epochs':>7} {'validation':>11}"]
+             f"  {'source':<20} {'weight':>7} {'share':>7} {'tokens':>13} {'epochs':>7} {'validation':>11} "
+             f"{'val docs':>8}"]
     for s in m["sources"]:
         note = f"  short by {s['short_by_tokens']:,} (cap)" if s["short_by_tokens"] else ""
         lines.append(f"  {s['name']:<20} {s['weight']:>7.3f} {s['realised']['share']:>7.3f} "
-                     f"{s['realised']['tokens']:>13,} {s['epochs']:>7.2f} {s['validation']['tokens']:>11,}{note}")
+                     f"{s['realised']['tokens']:>13,} {s['epochs']:>7.2f} {s['validation']['tokens']:>11,} "
+                     f"{s['validation']['docs']:>8,}{note}")
     if m["unmatched"]["docs"]:
         lines.append(f"  ({m['unmatched']['docs']:,} documents, {m['unmatched']['tokens']:,} tokens matched no source)")
     lines.append(f"  {'mix.json':<10} {mix_dir}/mix.json")
+    lines += [f"WARNING: {w}" for w in m.get("warnings", [])]  # last, where they cannot be missed
     return "\n".join(lines)
 
 
@@ -326,15 +335,29 @@ def main(argv: list[str] | None = None) -> int:
     add_show_command(sub)
     from pipeline.jobs import add_job_commands
     add_job_commands(sub)
+    from pipeline.trial_node import add_trial_node_command
+    add_trial_node_command(sub)
     args = p.parse_args(argv)
     from pipeline.jobs import JobError
     from pipeline.ray_session import RayUnreachable
 
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except (ConfigError, RayUnreachable, JobError) as e:  # the user's to fix: one line, exit 2
-        print(f"gristmill: {e}", file=sys.stderr)
+        print(f"gristmill: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `gristmill status JOB | head`: the reader left, as with any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 128 + signal.SIGPIPE
+    except (FileNotFoundError, ModuleNotFoundError):
+        if not os.path.isdir(START_DIR):
+            print(f"gristmill: this process's working directory {START_DIR} was removed while it ran "
+                  "(two Ray nodes on one machine sharing a temp dir do that: give each its own --temp-dir, "
+                  "deploy/README.md); finished work is kept, run or submit again to resume", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

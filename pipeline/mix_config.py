@@ -2,7 +2,8 @@
 a validation share and a seed — a `gristmill mix` file, or the `mixture` block of a run config.
 
 Static checks happen here (weights, conditions, names); checks that need the runs (columns, empty
-sources, budgets the caps make impossible) happen in stages/mix before any output is written.
+sources, budgets the caps make impossible, shares the caps push past `share_tolerance`) happen in
+stages/mix before any output is written.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Condition(Strict):
 class SourceSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")  # a folder name under validation/
     weight: float = Field(gt=0)  # relative; normalised over the sources
-    max_epochs: float | None = Field(default=None, gt=0)  # cap on repeats; None: as many as needed
+    # cap on repeats; unset: the mixture's `max_epochs`; null: as many as the budget needs
+    max_epochs: float | None = Field(default=None, gt=0)
     # column → value (equality), [values] (any of them) or a Condition. `domain` also matches
     # subdomains (`wikipedia.org` matches en.wikipedia.org). Empty: every document not taken yet.
     where: dict[str, Condition] = {}
@@ -79,7 +81,15 @@ class MixConfig(Strict):
     validation: float = Field(default=0.005, ge=0, lt=1)  # share of each source's documents held out
     seed: int = 0
     shard_tokens: int = Field(default=50_000_000, ge=1_000)  # about this many tokens per output shard
-    shortfall: Literal["redistribute", "fail"] = "redistribute"  # a source its cap keeps short of its share
+    # every source's cap on repeats unless it sets its own; null: uncapped. Past ~4 epochs repeated
+    # tokens stop paying (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models")
+    max_epochs: float | None = Field(default=4.0, gt=0)
+    # a source its cap keeps short of its share: its tokens go to the others by weight as long as every
+    # share stays within share_tolerance of its weight (else an error); `redistribute`: whatever the
+    # shares become, with a warning; `fail`: any shortfall is an error
+    shortfall: Literal["within_tolerance", "redistribute", "fail"] = "within_tolerance"
+    share_tolerance: float = Field(default=0.1, ge=0)  # |share − weight| / weight allowed, per source
+    min_validation_docs: int = Field(default=1, ge=0)  # per source, as far as the validation share allows
     sources: list[SourceSpec] = Field(min_length=1)
 
     @field_validator("sources")
@@ -89,6 +99,14 @@ class MixConfig(Strict):
         if dup := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"source names must be unique: {', '.join(dup)} repeated")
         return v
+
+    @model_validator(mode="after")
+    def _default_caps(self) -> MixConfig:
+        """A source that does not set `max_epochs` takes the mixture's (an explicit null stays null)."""
+        for src in self.sources:
+            if "max_epochs" not in src.model_fields_set:
+                src.max_epochs = self.max_epochs
+        return self
 
     @property
     def mix_dir(self) -> str:

@@ -1,5 +1,6 @@
-"""Mixture sampling on synthetic finished runs: proportions, caps, shortfall, split, determinism,
-resume, errors; and the README's numpy reader."""
+"""Mixture sampling on synthetic finished runs: proportions, caps (the mixture's default and a
+source's own), shortfall and its tolerance, warnings, split and its minimum, determinism, resume,
+errors and what a failure leaves; and the README's numpy reader."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import yaml
 from pipeline.config import ConfigError
 from pipeline.mix_config import MixConfig, parse_mix
 from stages.dedup import run_in_process
-from stages.mix import build_mixture, prepare
+from stages.mix import MixFailed, build_mixture, prepare
 from stages.mix.select import content_hashes
 from tests.conftest import ROOT
 
@@ -184,7 +185,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def test_caps_are_honoured_and_the_shortfall_is_shared_by_weight(corpus, tmp_path):
-    spec = mix_spec([corpus], tmp_path, budget=400_000)
+    spec = mix_spec([corpus], tmp_path, budget=400_000, shortfall="redistribute")  # english: half its weight
     spec.sources[1].max_epochs = 1.0  # english: ≈ 60k available, its 120k share cannot be met
     build_mixture(spec, run_in_process)
     m, _ = read_mix(Path(spec.mix_dir))
@@ -333,3 +334,150 @@ def test_content_hash_ignores_ids():
     h = content_hashes(tokens, np.array([0, 3, 6, 8]))
     assert h[0] == h[1] != h[2]
 
+
+def test_sources_take_the_mixtures_epoch_cap_unless_they_set_their_own(corpus, tmp_path):
+    spec = mix_spec([corpus], tmp_path)
+    assert [s.max_epochs for s in spec.sources] == [4.0, 4.0, 4.0, 4.0]  # the default, and english's own 4
+    raw = spec.model_dump(mode="json", by_alias=True)
+    raw["max_epochs"] = 2
+    raw["sources"][0].pop("max_epochs")  # takes the mixture's
+    raw["sources"][3]["max_epochs"] = None  # explicitly uncapped
+    again = parse_mix({"mixture": raw}).mixture
+    assert [s.max_epochs for s in again.sources] == [2.0, 4.0, 4.0, None]
+    assert parse_mix({"mixture": again.model_dump(mode="json", by_alias=True)}).mixture == again  # resolved
+    uncapped = mix_spec([corpus], tmp_path, max_epochs=None)
+    assert [s.max_epochs for s in uncapped.sources] == [None, 4.0, None, None]
+
+
+def test_the_default_cap_holds_and_an_accepted_departure_warns_everywhere(corpus, tmp_path):
+    from pipeline.cli import mix_summary
+
+    # code ≈ 91k training tokens, no cap of its own: its 400k share would need 4.4 epochs;
+    # english ≈ 69k (its own cap 4): 600k would need 8.7
+    spec = mix_spec([corpus], tmp_path, budget=2_000_000, shortfall="redistribute")
+    m = build_mixture(spec, run_in_process)
+    src = {s["name"]: s for s in m["sources"]}
+    assert src["code"]["max_epochs"] == 4.0 and src["code"]["epochs"] == 4.0
+    assert src["english"]["epochs"] == 4.0
+    assert src["code"]["short_by_tokens"] > 0 and src["english"]["realised"]["share"] < 0.14
+    assert m["shortfall"] == "redistribute" and m["max_epochs"] == 4.0 and m["share_tolerance"] == 0.1
+    [warning] = m["warnings"]
+    assert re.search(r"share_tolerance 0.1 \(shortfall: redistribute\): english weight 0.300 → "
+                     r"share 0.13\d \(capped at 4 epochs\); german_hq weight 0.400 → share 0.5\d\d", warning)
+    assert "code" not in warning  # 0.182 for 0.2: within the tolerance
+    assert json.loads((Path(spec.mix_dir) / "mix.json").read_text())["warnings"] == [warning]
+    assert mix_summary(m, spec.mix_dir).splitlines()[-1] == f"WARNING: {warning}"
+
+
+def test_an_uncapped_source_repeated_past_four_epochs_warns(corpus, tmp_path):
+    spec = mix_spec([corpus], tmp_path, budget=2_000_000)
+    spec.sources[0].max_epochs = spec.sources[1].max_epochs = None
+    m = build_mixture(spec, run_in_process)
+    assert [w.split(" is repeated")[0] for w in m["warnings"]] == ["code", "english"]
+    assert all(re.search(r"is repeated \d+\.\d epochs \(max_epochs: null\)", w) for w in m["warnings"])
+
+
+def test_shares_past_the_tolerance_are_refused_in_one_line_leaving_nothing(corpus, tmp_path):
+    spec = mix_spec([corpus], tmp_path, budget=400_000)
+    spec.sources[1].max_epochs = 1.0  # english: ≈ 60k available, its 120k share cannot be met
+    with pytest.raises(ConfigError) as e:
+        build_mixture(spec, run_in_process)
+    message = str(e.value)
+    assert "\n" not in message
+    assert re.search(r"english weight 0.300 → share 0.1\d\d \(capped at 1 epochs\).*german_hq weight "
+                     r"0.400 → share 0.4\d\d.*Lower mixture.budget to [\d,]+ or less, raise max_epochs "
+                     r"\(english needs \d\.\d for its whole share\).*mixture.shortfall: redistribute",
+                     message), message
+    best = int(re.search(r"budget to ([\d,]+)", message).group(1).replace(",", ""))
+    assert not Path(spec.mix_dir).exists()  # no work files, not even the directory
+    spec.budget = best  # the budget the message names mixes within the tolerance
+    m = build_mixture(spec, run_in_process)
+    assert m["warnings"] == [] and m["sources"][1]["short_by_tokens"] > 0
+
+
+def test_a_refused_rerun_removes_only_its_own_work_and_the_kill_still_resumes(corpus, built, tmp_path):
+    _, reference = built
+    spec = mix_spec([corpus], tmp_path)
+    raw = {"mixture": spec.model_dump(mode="json", by_alias=True)}
+    killer = KILLER.format(root=str(ROOT), raw=raw, step="mix scan", after=2)
+    r = subprocess.run([sys.executable, "-c", killer], capture_output=True, text=True, timeout=300)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    work = Path(spec.mix_dir) / "work"
+    left = sorted(work.rglob("*.npz"))
+    assert len(left) == 2
+    refused = mix_spec([corpus], tmp_path, budget=400_000)  # the same scan, another allocation
+    refused.sources[1].max_epochs = 1.0
+    with pytest.raises(ConfigError, match="share_tolerance"):
+        build_mixture(refused, run_in_process)
+    assert sorted(p for p in work.rglob("*") if p.is_file()) == left  # the killed attempt's scans stay
+    build_mixture(spec, run_in_process)
+    assert tree(Path(spec.mix_dir)) == tree(reference) and not work.exists()
+
+
+def test_a_failed_task_removes_this_attempts_work_and_a_rerun_finishes(corpus, built, tmp_path):
+    _, reference = built
+    spec = mix_spec([corpus], tmp_path)
+
+    def failing(fn, args, desc):
+        results, failed = run_in_process(fn, args, desc)
+        return (results, [(args[0], "OSError: disk full")]) if desc == "mix spill" else (results, failed)
+
+    with pytest.raises(MixFailed, match="mix spill: .*disk full.*rerun to retry"):
+        build_mixture(spec, failing)
+    assert not (Path(spec.mix_dir) / "work").exists() and (Path(spec.mix_dir) / "spec.json").exists()
+    build_mixture(spec, run_in_process)
+    assert tree(Path(spec.mix_dir)) == tree(reference)
+
+
+@pytest.mark.slow
+def test_gristmill_mix_refuses_a_degenerate_mixture_in_one_line_with_exit_2(corpus, tmp_path):
+    raw = mix_spec([corpus], tmp_path, budget=400_000).model_dump(mode="json", by_alias=True)
+    raw["sources"][1]["max_epochs"] = 1.0
+    path = tmp_path / "mix.yaml"
+    path.write_text(yaml.safe_dump({"mixture": raw, "execution": {"num_cpus": 2, "progress": False}}))
+    r = subprocess.run([sys.executable, "-m", "pipeline", "mix", str(path)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2, r.stdout + r.stderr
+    [line] = [x for x in r.stderr.splitlines() if x.startswith("gristmill:")]
+    for source, weight in [("code", "0.200"), ("english", "0.300"), ("german_hq", "0.400"),
+                           ("rest", "0.100")]:
+        assert f"{source} weight {weight} → share" in line, line
+    assert "mixture.budget" in line and "max_epochs" in line and "shortfall: redistribute" in line
+    assert not (tmp_path / "m").exists()
+
+
+def validation_docs(m: dict, mix_dir: Path, source: str) -> set[tuple]:
+    return {o for _, _, o in read_mix(mix_dir)[1][f"validation/{source}"]}
+
+
+def test_a_small_source_holds_out_its_lowest_content_hash_or_warns(tmp_path):
+    from pipeline.cli import mix_summary
+
+    # seed 3: the content hash holds out none of tiny's 30 documents (5% of them: 1.5) nor of wee's 10 (0.5)
+    run = make_run(tmp_path, "small", {"web_en": 200, "tiny": 30, "wee": 10}, parts=2, seed=3)
+    sources = [{"name": "english", "weight": 0.8, "where": {"language": "en"}},
+               {"name": "tiny", "weight": 0.1, "where": {"source": "tiny"}},
+               {"name": "wee", "weight": 0.1, "where": {"source": "wee"}}]
+    none = mix_spec([run], tmp_path / "none", budget=20_000, sources=sources, min_validation_docs=0)
+    assert [s["validation"]["docs"] for s in build_mixture(none, run_in_process)["sources"]][1:] == [0, 0]
+    spec = mix_spec([run], tmp_path / "min", budget=20_000, sources=sources)
+    m = build_mixture(spec, run_in_process)
+    src = {s["name"]: s for s in m["sources"]}
+    assert src["tiny"]["validation"]["docs"] == 1 and src["tiny"]["available"]["docs"] == 29
+    assert src["wee"]["validation"]["docs"] == 0  # one of 10 would be more than their 5%
+    held = validation_docs(m, Path(spec.mix_dir), "tiny")
+    assert not held & {o for _, _, o in read_mix(Path(spec.mix_dir))[1]["train"]}
+    hashes = {}
+    for p in range(2):
+        table = pq.read_table(run / "docs" / f"part-{p:05d}.parquet").to_pylist()
+        prefix = next((run / "tokens").glob(f"*/shard-{p:05d}.bin")).with_suffix("")
+        tokens = np.fromfile(f"{prefix}.bin", dtype=np.uint16)
+        h = content_hashes(tokens, np.fromfile(f"{prefix}.idx", dtype=np.int64))
+        hashes.update({(0, p, row): h[row] for row, doc in enumerate(table) if doc["source"] == "tiny"})
+    assert held == {min(hashes, key=hashes.get)}  # the lowest content hash: the same whatever the seed
+    reseeded = mix_spec([run], tmp_path / "seed", budget=20_000, sources=sources, seed=11)
+    assert validation_docs(build_mixture(reseeded, run_in_process), Path(reseeded.mix_dir), "tiny") == held
+    [warning] = m["warnings"]
+    assert warning.startswith("wee: 0 of 10 documents held out for validation, fewer than "
+                              "min_validation_docs 1 ")
+    assert "not measured" in warning and mix_summary(m, spec.mix_dir).endswith(f"WARNING: {warning}")

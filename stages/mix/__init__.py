@@ -2,17 +2,21 @@
 exact token proportions, and `mix.json` describing them. Three task steps, each resumable:
 
 1. scan (per input part)    source, split, sample key per document; histograms  select.py
+   hold-out (per input part, only when a source is short of min_validation_docs)  select.py
 2. fill (per input part)    the documents that may fill a fractional epoch       select.py
 3. spill (per input part)   the chosen copies, sorted by output shard           shuffle.py
 4. shards (per output)      each shard gathered from every spill, in key order  shuffle.py
 
-After 1 and 2 the driver allocates tokens to sources and picks the fill (allocate.py). Files under `<mix>/`:
-`spec.json` (what was asked; a rerun with another spec is refused), `work/` (scan and spill files,
-removed at the end), `train/`, `validation/<source>/`, and `mix.json` last.
+After 1 the driver allocates tokens to sources (refusing shares the caps push past the tolerance)
+and after 2 picks the fill (allocate.py). Files under `<mix>/`: `spec.json` (what was asked; a
+rerun with another spec is refused), `work/` (scan and spill files, removed at the end, and on
+failure the ones this attempt wrote), `train/`, `validation/<source>/`, and `mix.json` last, with
+its `warnings`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -26,18 +30,21 @@ import numpy as np
 from pipeline.config import ConfigError
 from pipeline.mix_config import MixConfig
 from pipeline.version import code_version
-from stages.mix.allocate import fill, plan
-from stages.mix.runs import Runs, check_columns, open_runs
-from stages.mix.select import KEY_BITS, scan_part, window_part
+from stages.mix.allocate import fill, plan, share_departures
+from stages.mix.runs import Runs, check_columns, is_local, open_runs
+from stages.mix.select import (KEY_BITS, extra_validation, hold_out_part, key_bucket, scan_part,
+                               validation_wanted, window_part)
 from stages.mix.shuffle import ShardPlan, spill_part, write_shard
 from stages.write import exists, read_json, write_json_atomic
 
 FORMAT = "gristmill-mix/1"
+SCAN_FORMAT = 2  # what a scan file holds; part of its name
+REPEATS_PAY_EPOCHS = 4  # past this, repeated tokens stop paying (Muennighoff et al. 2023)
 Execute = Callable[[Callable, list[tuple], str], tuple[list, list[tuple[tuple, str]]]]
 
 
 class MixFailed(RuntimeError):
-    """Tasks failed; finished ones are kept and a rerun resumes."""
+    """Tasks failed; the finished output shards are kept and a rerun goes on from them."""
 
 
 def prepare(mix: MixConfig, finishing: str | None = None) -> Runs:
@@ -54,13 +61,27 @@ def prepare(mix: MixConfig, finishing: str | None = None) -> Runs:
 
 
 def build_mixture(mix: MixConfig, execute: Execute, runs: Runs | None = None) -> dict:
-    """Build (or resume, or return the finished) mixture; returns mix.json's content."""
-    started = time.time()
+    """Build (or resume, or return the finished) mixture; returns mix.json's content. A failure
+    (a refused allocation, a failed task, any error) removes the work files this attempt wrote;
+    an interruption or a kill leaves them for the rerun to resume from."""
     runs = runs or prepare(mix)
     root = mix.mix_dir
     if exists(f"{root}/mix.json"):
         _remove(f"{root}/work")
         return read_json(f"{root}/mix.json")
+    before, root_existed = _files(f"{root}/work"), exists(root)
+    try:
+        return _build(mix, execute, runs)
+    except Exception:
+        _remove_new(f"{root}/work", before)
+        if not root_existed:
+            _remove_new(root, _files(root))  # only the directory, if nothing else is left in it
+        raise
+
+
+def _build(mix: MixConfig, execute: Execute, runs: Runs) -> dict:
+    started = time.time()
+    root = mix.mix_dir
     dtype = runs.tokenizer["dtype"]
     n_src = len(mix.sources)
 
@@ -71,16 +92,29 @@ def build_mixture(mix: MixConfig, execute: Execute, runs: Runs | None = None) ->
     tok_hist = np.zeros((n_src, 2**KEY_BITS), dtype=np.int64)
     doc_hist = np.zeros((n_src, 2**KEY_BITS), dtype=np.int64)
     unmatched = np.zeros(2, dtype=np.int64)
+    low_source, low_content = [np.empty(0, np.int16)], [np.empty(0, np.uint64)]
     for path in scans.values():
         with fsspec.open(path, "rb") as f, np.load(f) as z:
             counts += z["counts"]
             unmatched += z["unmatched"]
             np.add.at(tok_hist.reshape(-1), z["cells"], z["cell_tokens"])
             np.add.at(doc_hist.reshape(-1), z["cells"], z["cell_docs"])
+            low_source.append(z["low_source"])
+            low_content.append(z["low_content"])
+    extra = extra_validation(mix, counts, np.concatenate(low_source), np.concatenate(low_content))
+    if len(extra):  # sources short of min_validation_docs: those documents leave training
+        moved, _ = _execute(execute, hold_out_part, [(p, extra) for p in scans.values()], "mix hold-out")
+        for source, lengths, keys in moved:
+            np.add.at(counts, (source, 0), -1)
+            np.add.at(counts, (source, 1), -lengths)
+            np.add.at(counts, (source, 2), 1)
+            np.add.at(counts, (source, 3), lengths)
+            np.add.at(tok_hist, (source, key_bucket(keys)), -lengths)
+            np.add.at(doc_hist, (source, key_bucket(keys)), -1)
     available = counts[:, 1].tolist()
     allocs = plan(mix, available, tok_hist, doc_hist)  # a spec the counts make impossible fails here
     windows = [a.window for a in allocs]
-    found, _ = _execute(execute, window_part, [(p, windows) for p in scans.values()], "mix fill")
+    found, _ = _execute(execute, window_part, [(p, windows, extra) for p in scans.values()], "mix fill")
     fill(mix, allocs, available, [(np.concatenate([f[s][0] for f in found] or [np.empty(0, np.uint64)]),
                                    np.concatenate([f[s][1] for f in found] or [np.empty(0, np.int64)]))
                                   for s in range(n_src)])
@@ -89,8 +123,8 @@ def build_mixture(mix: MixConfig, execute: Execute, runs: Runs | None = None) ->
     shards = ShardPlan(train=max(1, math.ceil(sum(a.planned_tokens for a in allocs) / mix.shard_tokens)),
                      validation=tuple(math.ceil(v / mix.shard_tokens) for v in counts[:, 3]))
     spills = {ref.key: f"{root}/work/spill/{ref.key}" for ref in runs.parts}
-    _execute(execute, spill_part, [(ref, scans[ref.key], mix.seed, dtype, allocs, shards, spills[ref.key])
-                                   for ref in runs.parts
+    _execute(execute, spill_part, [(ref, scans[ref.key], mix.seed, dtype, allocs, shards, spills[ref.key],
+                                    extra) for ref in runs.parts
                                    if not exists(spills[ref.key] + ".json")], "mix spill")
     spilled = [read_json(p + ".json") for p in spills.values()]
 
@@ -117,10 +151,10 @@ def build_mixture(mix: MixConfig, execute: Execute, runs: Runs | None = None) ->
 
 
 def _scan_id(mix: MixConfig, runs: Runs) -> str:
-    """What a scan depends on: sources' predicates, the split, the seed, the runs. A spec fixed
-    after a failed allocation (budget, weights, caps) reuses its scan."""
-    what = [[s.where and {c: v.to_dict() for c, v in s.where.items()} for s in mix.sources],
-            mix.validation, mix.seed, runs.identity]
+    """What a scan depends on: sources' predicates, the split, the seed, the runs. A rerun with
+    another budget, weights or caps after an interrupted scan reuses what it left."""
+    what = [SCAN_FORMAT, [s.where and {c: v.to_dict() for c, v in s.where.items()} for s in mix.sources],
+            mix.validation, mix.min_validation_docs, mix.seed, runs.identity]
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -130,7 +164,7 @@ def _execute(execute: Execute, fn: Callable, todo: list[tuple], desc: str) -> tu
         (args, error), more = failed[0], len(failed) - 1
         where = getattr(args[0], "key", args[0])
         raise MixFailed(f"{desc}: {where}: {error}" + (f" (and {more} more)" if more else "")
-                        + "; finished tasks are kept, rerun to resume")
+                        + "; rerun to retry (finished output shards are kept)")
     return results, failed
 
 
@@ -151,7 +185,8 @@ def _describe(mix: MixConfig, runs: Runs, shards: ShardPlan, counts: np.ndarray,
             "realised": {"docs": int(realised[i, 0]), "tokens": int(realised[i, 1]),
                          "share": realised[i, 1] / train_tokens if train_tokens else 0.0},
             "epochs": realised[i, 1] / avail if avail else 0.0,
-            "validation": {"docs": int(counts[i, 2]), "tokens": int(counts[i, 3])},
+            "validation": {"docs": int(counts[i, 2]), "tokens": int(counts[i, 3]),
+                           "wanted_docs": validation_wanted(mix, int(counts[i, 0] + counts[i, 2]))},
         })
     def listing(lo: int, hi: int) -> list[dict]:
         return [{"path": shards.prefix(o, names), "docs": metas[o]["n_docs"], "tokens": metas[o]["n_tokens"]}
@@ -165,9 +200,14 @@ def _describe(mix: MixConfig, runs: Runs, shards: ShardPlan, counts: np.ndarray,
         "seed": mix.seed,
         "budget": mix.budget,
         "validation_share": mix.validation,
+        "min_validation_docs": mix.min_validation_docs,
+        "max_epochs": mix.max_epochs,
         "shortfall": mix.shortfall,
+        "share_tolerance": mix.share_tolerance,
         "rule": ("a document belongs to the first source whose `where` matches; a source short of its "
-                 "target (cap) gives its tokens to the others in proportion to their weights"),
+                 "target (cap) gives its tokens to the others in proportion to their weights, within "
+                 "share_tolerance of every weight unless shortfall is redistribute"),
+        "warnings": mixture_warnings(mix, sources),
         "tokenizer": runs.tokenizer,
         "dtype": runs.tokenizer["dtype"],
         "eos_id": runs.tokenizer["eos_id"],
@@ -182,8 +222,54 @@ def _describe(mix: MixConfig, runs: Runs, shards: ShardPlan, counts: np.ndarray,
     }
 
 
+def mixture_warnings(mix: MixConfig, sources: list[dict]) -> list[str]:
+    """What a reader of the mixture must not miss: shares past the tolerance (what `shortfall:
+    redistribute` allows, or whole documents cost a tiny source), sources repeated past the epochs
+    that pay because they are uncapped, sources short of `min_validation_docs`."""
+    out = []
+    departures = share_departures([s["weight"] for s in sources], [s["realised"]["share"] for s in sources])
+    off = [f"{s['name']} weight {s['weight']:.3f} → share {s['realised']['share']:.3f}"
+           + (f" (capped at {s['max_epochs']:g} epochs)" if s["short_by_tokens"] else "")
+           for s, d in zip(sources, departures) if d > mix.share_tolerance]
+    if off:
+        out.append(f"shares depart from their weights by more than share_tolerance {mix.share_tolerance:g} "
+                   f"(shortfall: {mix.shortfall}): " + "; ".join(off))
+    for s in sources:
+        if s["max_epochs"] is None and s["epochs"] > REPEATS_PAY_EPOCHS:
+            out.append(f"{s['name']} is repeated {s['epochs']:,.1f} epochs (max_epochs: null); past about "
+                       f"{REPEATS_PAY_EPOCHS} epochs repeated tokens stop paying")
+    for s in sources:
+        v, docs = s["validation"], s["validation"]["docs"] + s["available"]["docs"]
+        if mix.validation > 0 and v["docs"] < mix.min_validation_docs:
+            out.append(f"{s['name']}: {v['docs']} of {docs:,} documents held out for validation, fewer than "
+                       f"min_validation_docs {mix.min_validation_docs} (a validation share of "
+                       f"{mix.validation:g} allows {v['wanted_docs']}); its validation loss is "
+                       + ("not measured" if v["docs"] == 0 else "noisy"))
+    return out
+
+
 def _remove(path: str) -> None:
     fs, p = fsspec.core.url_to_fs(path)
     if fs.exists(p):
         fs.rm(p, recursive=True)
+
+
+def _files(path: str) -> set[str]:
+    fs, p = fsspec.core.url_to_fs(path)
+    return set(fs.find(p))
+
+
+def _remove_new(path: str, before: set[str]) -> None:
+    """Remove the files under `path` that are not in `before`, then the directories left empty
+    (on a local disk; an object store has none)."""
+    fs, p = fsspec.core.url_to_fs(path)
+    with contextlib.suppress(OSError):
+        for f in set(fs.find(p)) - before:
+            fs.rm_file(f)
+        if is_local(fs):
+            found = fs.find(p, withdirs=True, detail=True)
+            dirs = [d for d, info in found.items() if info["type"] == "directory"]
+            for d in sorted(dirs, key=len, reverse=True) + [p]:
+                if fs.isdir(d) and not fs.ls(d):
+                    fs.rmdir(d)
 

@@ -60,7 +60,7 @@ def open_runs(mix: MixConfig, finishing: str | None = None) -> Runs:
         if "tokens" not in manifest.get("outputs", {}) and run_dir != finishing:
             raise ConfigError(f"{where}: run {run_dir!r} has no token shards (its config has no tokenize stage)")
         fs, root = fsspec.core.url_to_fs(run_dir)
-        protocol = "" if _is_local(fs) else f"{_protocol(fs)}://"
+        protocol = "" if is_local(fs) else f"{_protocol(fs)}://"
         shard_metas = sorted(fs.glob(f"{root}/tokens/*/shard-*.json"))
         run_parts, n_docs, n_tokens = [], 0, 0
         for meta_path in shard_metas:
@@ -117,7 +117,7 @@ def load_tokens(prefix: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
         offsets = np.frombuffer(f.read(), dtype=np.int64)
     if offsets[-1] == 0:
         return np.zeros(0, dtype=dtype), offsets
-    if _is_local(fs):
+    if is_local(fs):
         return np.memmap(p + ".bin", dtype=dtype, mode="r"), offsets
     with fs.open(p + ".bin", "rb") as f:
         return np.frombuffer(f.read(), dtype=dtype), offsets
@@ -127,5 +127,5 @@ def _protocol(fs: fsspec.AbstractFileSystem) -> str:
     return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
 
 
-def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return _protocol(fs) in ("file", "local")

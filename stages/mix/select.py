@@ -3,7 +3,10 @@
 - Source: the first source whose `where` matches (documents matching none are not used).
 - Split: validation when a hash of the document's *content* (its token ids) falls under the
   validation share. Content, not id: an exact copy under another id lands on the same side.
-  Unsalted by the seed, so mixtures over the same runs hold out the same documents.
+  Unsalted by the seed, so mixtures over the same runs hold out the same documents. A source the
+  share leaves with fewer than `min_validation_docs` also holds out its training documents of
+  lowest content hash, as many as the share of its documents allows (`extra_validation`): the
+  same documents whatever the seed or the layout of parts, and their copies anywhere with them.
 - Sample key: a seeded hash of the document id. Down-sampling and the fractional last epoch
   take documents in key order, so adding data later keeps earlier picks.
 """
@@ -11,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import fsspec
 import numpy as np
@@ -123,15 +127,17 @@ def read_part(ref: PartRef, mix: MixConfig, dtype: str) -> dict:
         "offsets": offsets,
         "lengths": lengths,
         "source": assign_sources(table, mix),
-        "validation": is_validation(content_hashes(tokens, offsets), mix.validation),
+        "content": (content := content_hashes(tokens, offsets)),
+        "validation": is_validation(content, mix.validation),
         "keys": sample_keys(ids, mix.seed),
     }
 
 
 def scan_part(ref: PartRef, mix: MixConfig, dtype: str, out: str) -> dict:
-    """Decide a part's documents (source, split, sample key) and keep them with their lengths in
-    `out` (.npz, its existence marks the part scanned), with counts per source and split and the
-    histograms of training tokens and documents by sample key."""
+    """Decide a part's documents (source, split, sample key) and keep them with their lengths and
+    content hashes in `out` (.npz, its existence marks the part scanned), with counts per source and
+    split, the histograms of training tokens and documents by sample key, and per source the
+    training documents of lowest content hash (`min_validation_docs`, ties included)."""
     d = read_part(ref, mix, dtype)
     n_src = len(mix.sources)
     counts = np.zeros((n_src, 4), dtype=np.int64)  # train docs, train tokens, validation docs, tokens
@@ -145,18 +151,65 @@ def scan_part(ref: PartRef, mix: MixConfig, dtype: str, out: str) -> dict:
     sums = np.bincount(where, weights=d["lengths"][train], minlength=len(cells)).astype(np.int64)
     docs = np.bincount(where, minlength=len(cells)).astype(np.int64)
     unmatched = d["source"] == UNMATCHED
+    low = [np.empty(0, np.int64)]
+    for s in range(n_src) if mix.validation > 0 else ():
+        rows = np.flatnonzero((d["source"] == s) & ~d["validation"])
+        k = min(mix.min_validation_docs, len(rows))
+        if k:
+            content = d["content"][rows]
+            low.append(rows[content <= np.partition(content, k - 1)[k - 1]])
+    low_rows = np.concatenate(low)
     with open_atomic(out) as f:
         np.savez(f, counts=counts, cells=cells, cell_tokens=sums, cell_docs=docs,
                  unmatched=np.array([unmatched.sum(), d["lengths"][unmatched].sum()], dtype=np.int64),
-                 source=d["source"], validation=d["validation"], keys=d["keys"], lengths=d["lengths"])
+                 source=d["source"], validation=d["validation"], keys=d["keys"], lengths=d["lengths"],
+                 content=d["content"], low_source=d["source"][low_rows], low_content=d["content"][low_rows])
     return {"part": ref.key, "docs": len(d["ids"])}
 
 
-def window_part(scan: str, windows: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+def validation_wanted(mix: MixConfig, docs: int) -> int:
+    """How many of a source's `docs` documents it should hold out at least: `min_validation_docs`,
+    as far as the validation share of them allows."""
+    return min(mix.min_validation_docs, math.floor(mix.validation * docs + 1e-9))
+
+
+def extra_validation(mix: MixConfig, counts: np.ndarray, low_source: np.ndarray,
+                     low_content: np.ndarray) -> np.ndarray:
+    """The content hashes held out beyond the share: for each source the share leaves short of
+    `validation_wanted`, its training documents of lowest content hash (from every part's scan)."""
+    extra = [np.empty(0, np.uint64)]
+    for s in range(len(mix.sources)):
+        held, docs = int(counts[s, 2]), int(counts[s, 0] + counts[s, 2])
+        missing = validation_wanted(mix, docs) - held
+        if missing > 0:
+            content = np.sort(low_content[low_source == s])
+            extra.append(content[content <= content[missing - 1]])
+    return np.unique(np.concatenate(extra))
+
+
+def held_out(source: np.ndarray, validation: np.ndarray, content: np.ndarray,
+             extra: np.ndarray) -> np.ndarray:
+    """The validation side: the share's hash split, and the documents whose content is in `extra`."""
+    if not len(extra):
+        return validation
+    return validation | ((source != UNMATCHED) & np.isin(content, extra))
+
+
+def hold_out_part(scan: str, extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(source, length, sample key) of this part's training documents that `extra` moves to validation."""
+    with fsspec.open(scan, "rb") as f, np.load(f) as z:
+        source, val, content = z["source"], z["validation"], z["content"]
+        moved = held_out(source, val, content, extra) & ~val
+        return source[moved], z["lengths"][moved], z["keys"][moved]
+
+
+def window_part(scan: str, windows: list[tuple[int, int]],
+                extra: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per source, the (sample keys, lengths) of this part's training documents whose key bucket is
     in the source's window [start, stop): the candidates to fill a fractional epoch's last gap."""
     with fsspec.open(scan, "rb") as f, np.load(f) as z:
-        source, val, keys, lengths = z["source"], z["validation"], z["keys"], z["lengths"]
+        source, keys, lengths = z["source"], z["keys"], z["lengths"]
+        val = held_out(source, z["validation"], z["content"], extra)
     buckets = key_bucket(keys)
     out = []
     for s, (start, stop) in enumerate(windows):

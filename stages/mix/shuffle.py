@@ -19,9 +19,8 @@ import fsspec
 import numpy as np
 
 from stages.mix.allocate import Allocation
-
 from stages.mix.runs import PartRef, load_tokens
-from stages.mix.select import UNMATCHED, key_bucket, order_keys
+from stages.mix.select import UNMATCHED, held_out, key_bucket, order_keys
 from stages.write import open_atomic, read_parquet, write_json_atomic
 
 RECORD = np.dtype([("key", "<u8"), ("length", "<i8"), ("source", "<i2"), ("run", "<i4"), ("part", "<i4"),
@@ -53,13 +52,15 @@ class ShardPlan:
 
 
 def spill_part(ref: PartRef, scan: str, seed: int, dtype: str, allocs: list[Allocation], plan: ShardPlan,
-               out: str) -> dict:
-    """Write the part's chosen copies (see the module doc), from its scan's decisions."""
+               out: str, extra_validation: np.ndarray) -> dict:
+    """Write the part's chosen copies (see the module doc), from its scan's decisions (and the
+    content hashes held out beyond the validation share)."""
     with fsspec.open(scan, "rb") as f, np.load(f) as z:
-        d = {k: z[k] for k in ("source", "validation", "keys", "lengths")}
+        d = {k: z[k] for k in ("source", "validation", "keys", "lengths", "content")}
     d["tokens"], d["offsets"] = load_tokens(ref.tokens, dtype)
     ids = read_parquet(ref.docs, ["id"])["id"].to_pylist()
-    src, val = d["source"], d["validation"]
+    src = d["source"]
+    val = held_out(src, d["validation"], d["content"], extra_validation)
     full = np.array([a.full_epochs for a in allocs] + [0], dtype=np.int64)
     cut = np.array([a.cut_bucket for a in allocs] + [0], dtype=np.int64)
     s_idx = np.where(src == UNMATCHED, len(allocs), src).astype(np.int64)
