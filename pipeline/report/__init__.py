@@ -115,7 +115,9 @@ def _mixture(mix: dict, mix_dir: str) -> dict:
                      "realised_tokens": s["realised"]["tokens"], "share": s["realised"]["share"],
                      "epochs": s["epochs"], "short_by_tokens": s["short_by_tokens"],
                      "available_tokens": s["available"]["tokens"], "validation_tokens": s["validation"]["tokens"],
-                     "where": s["where"]} for s in mix["sources"]],
+                     "validation_docs": s["validation"]["docs"], "where": s["where"]}
+                    for s in mix["sources"]],
+        "warnings": mix.get("warnings", []),  # a mix.json made before mixtures warned has none
     }
 
 

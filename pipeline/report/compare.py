@@ -4,10 +4,9 @@ B's signals are binned on A's edges, so the histograms overlay."""
 
 from __future__ import annotations
 
-from html import escape
-
 from pipeline.report import plots
 from pipeline.report.page import _n, _pct, _plot, _table
+from pipeline.report.text import escape
 
 
 def _delta(a: float, b: float, pct: bool = False) -> str:

@@ -1,4 +1,5 @@
-"""report.json → report.html: one file, styles and SVG inline, no script; crawled text escaped.
+"""report.json → report.html: one file, styles and SVG inline, no script; crawled text escaped
+(bidi controls shown as escapes, text.py). A source has one colour in every plot.
 
 A Content-Security-Policy forbids scripts, frames and any fetch, so hostile text that slipped
 past escaping still could not run or call out. Sections of stages that did not run are left out.
@@ -6,9 +7,8 @@ past escaping still could not run or call out. Sections of stages that did not r
 
 from __future__ import annotations
 
-from html import escape
-
 from pipeline.report import plots
+from pipeline.report.text import escape, href
 
 PREVIEW_CHARS = 600  # a sample's text shown at once; the rest behind a <details>
 
@@ -37,10 +37,11 @@ td.l{text-align:left;word-break:break-all;max-width:600px}
 
 
 def render(data: dict) -> str:
+    colors = plots.palette(series_names(data))
     sections = [s for s in (
         _funnel(data), _drops(data), _languages(data), _domains(data), _lengths(data), _signals(data),
-        _dedup(data), _pii(data), _throughput(data), _mixture(data), _training(data), _samples(data),
-        _compare(data)) if s]
+        _dedup(data), _pii(data), _throughput(data), _mixture(data, colors), _training(data, colors),
+        _samples(data), _compare(data)) if s]
     nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title, _ in sections)
     body = "".join(f'<section id="{sid}"><h2>{escape(title)}</h2>{html}</section>' for sid, title, html in sections)
     run = data["run"]
@@ -54,6 +55,13 @@ def render(data: dict) -> str:
 · code {escape(str(run.get('code_version')))} · <span class="note">{escape(run['dir'])}</span></div></header>
 <nav>{nav}</nav><main>{body}</main></body></html>
 """
+
+
+def series_names(data: dict) -> set[str]:
+    """Every source name the report's plots show: the mixture's and the training run's."""
+    names = {s["name"] for s in (data.get("mixture") or {}).get("sources", [])}
+    t = data.get("training") or {}
+    return names | {name for kind in ("train", "validation") for name in t.get(kind, {}).get("by_source", {})}
 
 
 def _n(x: float) -> str:
@@ -81,7 +89,8 @@ def _funnel(d: dict):
         return None
     labels = ["read"] + [r["stage"] for r in f]
     values = [f[0]["docs_in"]] + [r["docs_out"] for r in f]
-    svg = plots.hbar(labels, {"documents": values}, "Documents left after each stage", "documents")
+    svg = plots.hbar(labels, {"documents": values}, "Documents left after each stage", "documents",
+                     empty="no documents read")
     rows = [[escape(r["stage"]), _n(r["docs_in"]), _n(r["docs_out"]), _n(r["dropped"]),
              _pct(r["dropped"] / r["docs_in"]) if r["docs_in"] else "—",
              f"{r['bytes_in'] / 2**20:,.1f}", f"{r['bytes_out'] / 2**20:,.1f}"] for r in f]
@@ -174,16 +183,16 @@ def _dedup(d: dict):
             for c in dd["largest"]]
     reasons = ", ".join(f"{escape(k)} {_n(v)}" for k, v in dd["by_reason"].items())
     return "dedup", "Deduplication", (
-        f"<p>{_n(dd['removed'])} of {_n(dd['docs_in'])} documents removed ({_pct(dd['rate'])}): {reasons}.</p>"
-        + (_plot(svg) if svg else "") + "<h3>Largest clusters</h3>"
-        + _table(["kept document", "documents", "the others"], rows, left=(0, 2)))
+        f"<p>{_n(dd['removed'])} of {_n(dd['docs_in'])} documents removed ({_pct(dd['rate'])})"
+        + (f": {reasons}.</p>" if reasons else ".</p>") + (_plot(svg) if svg else "") + "<h3>Largest clusters</h3>"
+        + (_table(["kept document", "documents", "the others"], rows, left=(0, 2)) if rows else "<p>None.</p>"))
 
 
 def _pii(d: dict):
     pii = d.get("pii")
     if pii is None:
         return None
-    if not pii:
+    if not any(p["found"] for p in pii.values()):
         return "pii", "PII", "<p>No PII found.</p>"
     names = list(pii)
     svg = plots.hbar(names, {"found": [pii[n]["found"] for n in names]}, "PII replaced, by type", "occurrences")
@@ -196,29 +205,34 @@ def _throughput(d: dict):
     if not f:
         return None
     svg = plots.hbar([r["stage"] for r in f], {"docs/s": [r["docs_per_s"] for r in f]},
-                     "Throughput per stage (documents per second of task time, one core)", "documents / s", log=True)
+                     "Throughput per stage (documents per second of task time, one core)", "documents / s",
+                     log=True, count=False)
     rows = [[escape(r["stage"]), _n(r["docs_per_s"]), f"{r['seconds']:,.1f}"] for r in f]
     return "throughput", "Throughput", _plot(svg) + _table(["stage", "docs/s", "task seconds"], rows)
 
 
-def _mixture(d: dict):
+def _mixture(d: dict, colors: dict[str, str]):
     m = d.get("mixture")
     if not m:
         return None
     names = [s["name"] for s in m["sources"]]
     svg = plots.hbar(names, {"target": [s["target_tokens"] for s in m["sources"]],
-                             "realised": [s["realised_tokens"] for s in m["sources"]]},
-                     f"Mixture {m['name']}: training tokens per source", "tokens", colors=[plots.TARGET, plots.KEPT])
+                             "realised (the source's colour)": [s["realised_tokens"] for s in m["sources"]]},
+                     f"Mixture {m['name']}: training tokens per source", "tokens",
+                     colors=[plots.TARGET, [colors[n] for n in names]])
     rows = [[escape(s["name"]), _pct(s["weight"]), _pct(s["share"]), _n(s["target_tokens"]), _n(s["realised_tokens"]),
              f"{s['epochs']:.2f}", _n(s["short_by_tokens"]) if s["short_by_tokens"] else "—",
-             _n(s["validation_tokens"])] for s in m["sources"]]
+             _n(s["validation_tokens"]), _n(s.get("validation_docs", 0))] for s in m["sources"]]
+    warnings = "".join(f'<p class="down"><strong>WARNING:</strong> {escape(w)}</p>'
+                       for w in m.get("warnings", []))  # first: they cannot be missed
     return "mixture", "Mixture", (
-        f"<p>{_n(m['train_tokens'])} training tokens of a {_n(m['budget'])} budget, seed {m['seed']}.</p>"
+        warnings
+        + f"<p>{_n(m['train_tokens'])} training tokens of a {_n(m['budget'])} budget, seed {m['seed']}.</p>"
         + _plot(svg) + _table(["source", "weight", "realised share", "target tokens", "realised tokens", "epochs",
-                               "short by (cap)", "validation tokens"], rows))
+                               "short by (cap)", "validation tokens", "validation docs"], rows))
 
 
-def _training(d: dict):
+def _training(d: dict, colors: dict[str, str]):
     t = d.get("training")
     if not t:
         return None
@@ -228,8 +242,9 @@ def _training(d: dict):
     for kind, title in (("train", "Training loss per source"), ("validation", "Validation loss per source")):
         c = t[kind]
         if c["step"]:
-            parts.append(_plot(plots.lines(c["step"], {"all": c["loss"], **c["by_source"]}, title, "step",
-                                           "cross-entropy (nats per token)")))
+            series = {"all sources": c["loss"], **c["by_source"]}
+            parts.append(_plot(plots.lines(c["step"], series, title, "step", "cross-entropy (nats per token)",
+                                           colors={**colors, "all sources": plots.ALL})))
     return "training", "Training", "".join(parts)
 
 
@@ -249,7 +264,7 @@ def _samples(d: dict):
 
 def _doc(doc: dict, dropped: bool) -> str:
     url = doc.get("url") or ""
-    link = (f'<a href="{escape(url, quote=True)}" rel="noopener noreferrer nofollow">{escape(url)}</a>'
+    link = (f'<a href="{href(url)}" rel="noopener noreferrer nofollow">{escape(url)}</a>'
             if url.startswith(("http://", "https://")) else escape(url))
     text = doc.get("text") or ""
     head, rest = text[:PREVIEW_CHARS], text[PREVIEW_CHARS:]
