@@ -9,9 +9,14 @@ Only torch and trainer/{model,attention,parallel}.py are needed (the GPU image h
 Each variant: a fresh model on random tokens with documents of realistic lengths (exponential,
 mean 800 tokens, as packed web text), `warmup` steps (compilation included) then `steps` timed
 steps between CUDA synchronisations. MFU = flops_per_token (6N + 12·L·H·Q·T) × tokens/s ÷ the
-dense bf16 peak (989 TFLOP/s for H100 SXM and H200; `--peak-tflops` to change it).
+GPU's dense bf16 peak, looked up by its name (trainer/parallel.py PEAK_BF16_TFLOPS: H100 SXM 989,
+NVL 835, PCIe 756, ...; `--peak-tflops` to override).
 Document masking on the GPU goes through FlexAttention block masks (the runner's `attention:
-flex`); without masking, SDPA is causal and its kernel is chosen by name (flash or cuDNN).
+flex`); without masking, SDPA is causal and its kernel is chosen by name (flash or cuDNN). Each
+variant compiles afresh (dynamo does not guard on the SDPA backend, so a graph traced under one
+backend would serve the next), under its backend, so a backend that cannot run fails compiled as
+it does eagerly; one profiled step then names the attention kernel that ran (column "kernel"),
+and a row whose kernel is not the one asked for is an error.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,7 +37,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trainer.attention import sdpa_backends  # noqa: E402
 from trainer.model import Transformer, model_config  # noqa: E402
-from trainer.parallel import World, parallelize  # noqa: E402
+from trainer.parallel import World, device_peak_tflops, parallelize  # noqa: E402
 
 BATCH = {"tiny": 4, "125m": 16, "350m": 8}  # sequences per step: 32k / 16k tokens at 2048
 
@@ -42,8 +48,28 @@ def doc_ids(batch: int, seq_len: int, mean: float, gen: torch.Generator) -> torc
     return ids.view(batch, seq_len)
 
 
+# aten op (CPU side) or kernel name fragments -> the attention backend that ran
+KERNELS = (("cudnn_attention", "cudnn"), ("flash_attention", "flash"), ("efficient_attention", "efficient"),
+           ("attention_math", "math"), ("flex", "flex"))
+
+
+def attention_kernels(step: Callable[[], object], cuda: bool) -> str:
+    """The attention backend(s) one call of `step` runs, from the profiler's event names."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+    names = {e.name.lower() for e in prof.events()}
+    found = {backend for fragment, backend in KERNELS if any(fragment in n for n in names)}
+    return "+".join(sorted(found)) or "?"
+
+
 def run_variant(size: str, seq_len: int, compile_blocks: bool, masking: bool, backend: str, steps: int,
                 warmup: int, world: World, vocab: int, peak: float | None) -> dict:
+    torch._dynamo.reset()  # no graph traced for an earlier variant (under another backend) is reused
     torch.manual_seed(0)
     cfg = model_config(size, vocab_size=vocab, max_seq_len=seq_len, doc_masking=masking,
                        attention="flex" if masking and world.device.type == "cuda" else "sdpa")
@@ -81,11 +107,13 @@ def run_variant(size: str, seq_len: int, compile_blocks: bool, masking: bool, ba
     sync()
     elapsed = time.perf_counter() - t0
     tps = steps * b * seq_len / elapsed
+    memory = round(torch.cuda.max_memory_allocated() / 2**30, 2) if world.device.type == "cuda" else None
+    kernel = attention_kernels(step, world.device.type == "cuda")
     return {"size": size, "params": model.num_params(), "seq_len": seq_len, "batch": b, "compile": compile_blocks,
-            "doc_masking": masking, "attention": cfg.attention, "sdpa_backend": backend,
+            "doc_masking": masking, "attention": cfg.attention, "sdpa_backend": backend, "kernel": kernel,
             "tokens_per_s": round(tps), "step_ms": round(1000 * elapsed / steps, 1),
             "mfu": round(flops * tps / (peak * 1e12), 4) if peak else None, "warmup_s": round(warm_s, 1),
-            "memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if world.device.type == "cuda" else None,
+            "memory_gb": memory,
             "final_loss": round(float(loss), 3)}
 
 
@@ -109,7 +137,11 @@ def main() -> None:
     torch.distributed.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
     world = World(0, 1, device, torch.bfloat16 if cuda else torch.float32, True)
     name = torch.cuda.get_device_name(0) if cuda else platform.processor() or "cpu"
-    peak = args.peak_tflops or (989.0 if cuda and ("H100" in name or "H200" in name) else None)
+    peak, peak_source = args.peak_tflops, "--peak-tflops"
+    if peak is None and cuda:
+        peak, peak_source = device_peak_tflops(name), f"{name!r} in trainer/parallel.py PEAK_BF16_TFLOPS"
+    elif peak is None:
+        peak_source = "none on cpu"
     variants = [(c, False, k) for c in (False, True) for k in ("flash", "cudnn")] + \
                [(c, True, "auto") for c in (False, True)]
     rows = []
@@ -118,6 +150,8 @@ def main() -> None:
             try:
                 row = run_variant(size, args.seq_len, compile_blocks, masking, backend, args.steps, args.warmup,
                                   world, args.vocab, peak)
+                if backend != "auto" and row["kernel"] != backend:
+                    row["error"] = f"asked for {backend}, ran {row['kernel']}"
             except Exception as e:  # a kernel this GPU/torch does not offer: recorded, not fatal
                 row = {"size": size, "compile": compile_blocks, "doc_masking": masking, "sdpa_backend": backend,
                        "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
@@ -127,18 +161,21 @@ def main() -> None:
                 torch.cuda.empty_cache()
     out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": name,
            "torch": torch.__version__, "python": platform.python_version(), "peak_tflops": peak,
+           "peak_tflops_source": peak_source,
            "command": " ".join(sys.argv), "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
-    print("| size | compile | doc masking | attention | tokens/s | MFU | step | memory |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"peak: {peak} TFLOP/s ({peak_source})")
+    print("| size | compile | doc masking | attention | kernel | tokens/s | MFU | step | memory |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['size']} | {r['compile']} | {r['doc_masking']} | {r['sdpa_backend']} | {r['error']} | | | |")
+            print(f"| {r['size']} | {r['compile']} | {r['doc_masking']} | {r['sdpa_backend']} | "
+                  f"{r.get('kernel', '')} | {r['error']} | | | |")
         else:
             mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "—"
             print(f"| {r['size']} | {r['compile']} | {r['doc_masking']} | {r['attention']}/{r['sdpa_backend']} | "
-                  f"{r['tokens_per_s']:,} | {mfu} | {r['step_ms']} ms | {r['memory_gb']} GB |")
+                  f"{r['kernel']} | {r['tokens_per_s']:,} | {mfu} | {r['step_ms']} ms | {r['memory_gb']} GB |")
     torch.distributed.destroy_process_group()
 
 

@@ -199,15 +199,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Start `torchrun -m trainer.train` with the config's process count (one per GPU)."""
+    import subprocess
+
     from trainer.config import load_train_config
+    from trainer.train import resume_state
+    from trainer.watchdog import LAUNCHER_ENV
 
     cfg = load_train_config(args.config, args.set)  # a bad config fails here, not in N processes
     nproc = args.nproc or cfg.parallel.nproc
+    resume_state(cfg, nproc)  # a checkpoint nproc processes cannot continue: one line, exit 2, before torchrun
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "trainer.train", args.config, *[f"--set={kv}" for kv in args.set]]
-    import subprocess
-
-    return subprocess.run(cmd).returncode  # torchrun sets OMP_NUM_THREADS=1 per process when nproc > 1
+    # torchrun sets OMP_NUM_THREADS=1 per process when nproc > 1; its workers stop if this process dies
+    return subprocess.run(cmd, env={**os.environ, LAUNCHER_ENV: str(os.getpid())}).returncode
 
 
 def _run_dir(arg: str) -> str:

@@ -211,10 +211,13 @@ def test_mismatched_state_refused(mix, tmp_path):
     mix_dir, _ = mix
     state = MixtureLoader(str(mix_dir), seq_len=8, batch_size=2, world_size=2).state_dict()
     write_tiny_mix(tmp_path / "other", [40, 30, 21])
-    for other, match in [(dict(seq_len=16, world_size=2), "seq_len"), (dict(seq_len=8), "world_size"),
-                         (dict(seq_len=8, world_size=2, seed=1), "seed")]:
+    for other, match in [(dict(seq_len=16, world_size=2), "seq_len"), (dict(seq_len=8, world_size=2, seed=1), "seed")]:
         with pytest.raises(ValueError, match=match):
             MixtureLoader(str(mix_dir), batch_size=2, **other).load_state_dict(state)
+    one = MixtureLoader(str(mix_dir), seq_len=8, batch_size=3)  # another world_size continues where the
+    next(one)                                                   # global row count divides, not here (3 rows)
+    with pytest.raises(ValueError, match="world_size 2 cannot continue"):
+        MixtureLoader(str(mix_dir), seq_len=8, batch_size=3, world_size=2).load_state_dict(one.state_dict())
     with pytest.raises(ValueError, match="mixture content"):
         MixtureLoader(str(tmp_path / "other"), seq_len=8, batch_size=2, world_size=2).load_state_dict(state)
     MixtureLoader(str(mix_dir), seq_len=8, batch_size=4, rank=1, world_size=2).load_state_dict(state)  # fine

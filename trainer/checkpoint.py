@@ -5,14 +5,18 @@ dicts, plus the step, the LR schedule, the loader's position and the metrics wri
     <run>/checkpoints/latest         the newest complete checkpoint's name, written last
 
 A checkpoint counts only once `latest` names it, so a kill during a save resumes from the one
-before. Resuming reshards: a run may come back with another number of processes.
+before. A run may come back with another number of processes W': DCP reshards model and optimizer
+to any W', and the loader continues at its global row position (rows consumed by all processes),
+which W' processes continue exactly only when W' divides it (trainer/data.py);
+trainer/train.py:resume_state refuses any other W' before a process group or weights exist. The
+step and the LR schedule go on from the checkpoint's; a new global batch (processes × batch_size)
+is allowed and changes the tokens per step from there on.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import torch.distributed.checkpoint as dcp
@@ -26,21 +30,29 @@ from trainer.parallel import World, barrier
 KEEP = 2  # checkpoints kept on disk
 
 
+def latest_checkpoint(run_dir: str) -> Path | None:
+    """The newest complete checkpoint of a run, if any."""
+    pointer = Path(run_dir) / "checkpoints" / "latest"
+    return pointer.parent / pointer.read_text().strip() if pointer.exists() else None
+
+
+def read_train_state(path: Path) -> dict:
+    """A checkpoint's step, schedule, loader position and tokens per source (no weights)."""
+    return json.loads((path / "train_state.json").read_text())
+
+
 class Checkpointer:
     def __init__(self, run_dir: str, world: World):
-        self.root = Path(run_dir) / "checkpoints"
+        self.run_dir, self.root = run_dir, Path(run_dir) / "checkpoints"
         self.world = world
 
     def latest(self) -> Path | None:
-        pointer = self.root / "latest"
-        return self.root / pointer.read_text().strip() if pointer.exists() else None
+        return latest_checkpoint(self.run_dir)
 
     def save(self, step: int, model: nn.Module, optimizer: Optimizer, train_state: dict) -> Path:
         path = self.root / f"step-{step:06d}"
         model_sd, optim_sd = get_state_dict(model, optimizer)
-        with warnings.catch_warnings():  # one process without a process group is a supported case
-            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path))
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path))
         barrier(self.world)
         if self.world.main:
             with open_atomic(str(path / "train_state.json"), "w") as f:
@@ -52,15 +64,9 @@ class Checkpointer:
         barrier(self.world)
         return path
 
-    def load(self, model: nn.Module, optimizer: Optimizer) -> dict | None:
-        """Restore model and optimizer in place from the latest checkpoint; its train_state."""
-        path = self.latest()
-        if path is None:
-            return None
+    def load(self, path: Path, model: nn.Module, optimizer: Optimizer) -> None:
+        """Restore model and optimizer in place from the checkpoint at `path`, resharded to this world."""
         model_sd, optim_sd = get_state_dict(model, optimizer)
         state = {"model": model_sd, "optim": optim_sd}
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            dcp.load(state, checkpoint_id=str(path))
+        dcp.load(state, checkpoint_id=str(path))
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-        return json.loads((path / "train_state.json").read_text())

@@ -56,7 +56,7 @@ class ParallelSection(Strict):
     nproc: int = Field(default=1, ge=1)  # processes `gristmill train` starts (torchrun), one per GPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 parameters on GPU, fp32 on CPU
-    peak_tflops: float | None = Field(default=None, gt=0)  # the device's dense bf16 peak, for MFU
+    peak_tflops: float | None = Field(default=None, gt=0)  # dense bf16 peak for MFU; None: by GPU name
 
 
 class TrainConfig(Strict):

@@ -13,6 +13,10 @@ keep their order. With loop=False there is one pass, cut at the last batch that 
 fill: each rank yields (R // W) // batch_size batches (capped by max_batches); the rows past them
 are left out.
 
+Ranks move in lockstep, so a position is one number, the global rows consumed: a state saved by W
+ranks resumes on W' ranks when W' divides it, each continuing at position / W' (the same rows in
+the same global order as W ranks would have read next).
+
 Tokens are memory-mapped; a batch reads only its rows.
 """
 
@@ -59,7 +63,7 @@ class MixtureLoader:
     """Iterates a mixture split ("train" or "validation/<source>") as `Batch`es; see the module doc.
 
     A looping loader continues where it is; a non-looping one restarts at each `iter()`.
-    `state_dict()` is the same on every rank (rows consumed per rank), so rank 0's resumes all.
+    `state_dict()` is the same on every rank (the global position), so rank 0's resumes all.
     """
 
     def __init__(self, mix_dir: str, split: str = "train", *, seq_len: int, batch_size: int,
@@ -185,19 +189,27 @@ class MixtureLoader:
     # --- resume ----------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """Enough to resume exactly (JSON-serialisable); identical on all ranks in lockstep."""
-        return {"mix": self._fingerprint, "split": self.split, "seq_len": self.seq_len,
-                "world_size": self.world_size, "seed": self.seed, "row": self._row, "epoch": self.epoch}
+        """Enough to resume exactly (JSON-serialisable); identical on all ranks in lockstep. `rows` is
+        the position in the global row order; world_size and batch_size say who saved it."""
+        return {"mix": self._fingerprint, "split": self.split, "seq_len": self.seq_len, "seed": self.seed,
+                "rows": self._row * self.world_size, "world_size": self.world_size,
+                "batch_size": self.batch_size, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue where `state` was taken; refuses a state of another mix, split or geometry."""
+        """Continue at `state`'s global position, on any world size that divides it; refuses a state
+        of another mix, split, seq_len or seed, and a position this world size cannot continue."""
         mine = self.state_dict()
-        for key in ("mix", "split", "seq_len", "world_size", "seed"):
+        for key in ("mix", "split", "seq_len", "seed"):
             if state.get(key) != mine[key]:
                 what = "mixture content (shard list)" if key == "mix" else key
                 raise ValueError(f"loader state is for another {what}: {state.get(key)!r}, this loader has "
                                  f"{mine[key]!r} ({self.mix_dir}, {self.split})")
-        self._row = int(state["row"])
+        rows = int(state["rows"]) if "rows" in state else int(state["row"]) * int(state["world_size"])
+        if rows % self.world_size:
+            raise ValueError(f"loader state is at global row {rows} (saved with world_size "
+                             f"{state['world_size']}), which world_size {self.world_size} cannot continue "
+                             f"exactly: {rows} is not a multiple of {self.world_size}")
+        self._row = rows // self.world_size
 
 
 def validation_loaders(mix_dir: str, seq_len: int, batch_size: int, rank: int = 0, world_size: int = 1,

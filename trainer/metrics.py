@@ -2,7 +2,9 @@
 tokens per source, throughput, MFU, memory — as JSON lines in <run>/metrics.jsonl and on the console.
 
 MFU = flops_per_token (6N + 12·L·H·Q·T, trainer/model.py) × tokens/s per device ÷ the device's
-dense bf16 peak (989 TFLOP/s for H100 SXM and H200, as torchtitan counts them); none on CPU.
+dense bf16 peak: `parallel.peak_tflops` when set, else looked up by the GPU's name
+(trainer/parallel.py PEAK_BF16_TFLOPS: H100 SXM 989, NVL 835, PCIe 756, ...); none on CPU or an
+unknown GPU. Each train record carries the peak used and where it came from.
 """
 
 from __future__ import annotations
@@ -15,18 +17,29 @@ from pathlib import Path
 import torch
 
 from stages.write import open_atomic
-from trainer.parallel import World, all_reduce_sum
-
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
+from trainer.parallel import World, all_reduce_sum, device_peak_tflops
 
 
-def peak_tflops(device: torch.device, configured: float | None) -> float | None:
+def peak_tflops(device: torch.device, configured: float | None) -> tuple[float | None, str]:
+    """(dense bf16 peak in TFLOP/s or None, its source): the config's value, else the GPU's by name."""
     if configured is not None:
-        return configured
+        return configured, "config parallel.peak_tflops"
     if device.type != "cuda":
-        return None
+        return None, f"none for {device.type}"
     name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+    if (peak := device_peak_tflops(name)) is None:
+        return None, f"{name!r} unknown: set parallel.peak_tflops"
+    return peak, f"{name!r} in trainer/parallel.py PEAK_BF16_TFLOPS"
+
+
+def format_duration(seconds: float) -> str:
+    """A short duration for the console: 45s, 1m32s, 2h05m."""
+    s = max(round(seconds), 0)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def memory_gb(device: torch.device) -> float:
@@ -59,11 +72,12 @@ class SourceLoss:
 
 
 class MetricsLog:
-    """metrics.jsonl (main process only) and a console line per record."""
+    """metrics.jsonl (main process only) and a console line per record: a train record's line is
+    the run's progress (step of total, loss, lr, tokens/s, ETA)."""
 
-    def __init__(self, run_dir: str, world: World, sources: list[str]):
+    def __init__(self, run_dir: str, world: World, sources: list[str], total_steps: int):
         self.path = Path(run_dir) / "metrics.jsonl"
-        self.world, self.sources = world, sources
+        self.world, self.sources, self.total_steps = world, sources, total_steps
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop records of steps past the checkpoint (they will be made again)."""
@@ -73,20 +87,23 @@ class MetricsLog:
         with open_atomic(str(self.path), "w") as f:
             f.write("".join(line + "\n" for line in keep))
 
-    def write(self, record: dict) -> None:
+    def write(self, record: dict, eta_s: float | None = None) -> None:
+        """Append the record; print its line, with the time left (`eta_s`) when given."""
         if not self.world.main:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
-        print(self.console(record), flush=True)
+        eta = f" | eta {format_duration(eta_s)}" if eta_s is not None else ""
+        print(self.console(record) + eta, flush=True)
 
     def console(self, r: dict) -> str:
         per = " ".join(f"{k} {v:.3f}" for k, v in r["loss_by_source"].items() if v is not None)
+        step = f"step {r['step']:>{len(str(self.total_steps))}}/{self.total_steps}"
         if r["kind"] == "validation":
-            return f"step {r['step']:>6} | validation loss {r['loss']:.4f} | {per}"
+            return f"{step} | validation loss {r['loss']:.4f} | {per}"
         mfu = f" | MFU {100 * r['mfu']:.1f}%" if r.get("mfu") is not None else ""
-        return (f"step {r['step']:>6} | loss {r['loss']:.4f} | {per} | lr {r['lr']:.2e} | "
+        return (f"{step} | loss {r['loss']:.4f} | {per} | lr {r['lr']:.2e} | "
                 f"{r['tokens_per_s']:,.0f} tok/s{mfu} | mem {r['memory_gb']:.2f} GB")
 
     def by_source(self, values: list) -> dict:

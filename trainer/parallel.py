@@ -1,9 +1,11 @@
 """Processes, devices and FSDP2, as torchtitan applies them: activation checkpointing, then
 per-block torch.compile, then `fully_shard` per transformer block and at the root.
 
-On a GPU: bf16 parameters, fp32 gradient reduction (`MixedPrecisionPolicy`), NCCL. On CPU:
-fp32 and gloo (what the tests run). One process without torchrun needs no process group and is
-not sharded; under torchrun every process is, even a world of one.
+Every run is FSDP2, so every run computes in the configured dtype: FSDP2's `MixedPrecisionPolicy`
+casts the parameters to it for forward and backward, and keeps fp32 master weights, optimizer
+state and gradient reduction. On a GPU: bf16 by default, NCCL; on CPU: fp32 by default, gloo.
+Under torchrun the process group is torchrun's; one process without torchrun (debugging) gets a
+group of one on an in-process store, so it runs what `torchrun --nproc-per-node 1` runs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ class World:
     size: int
     device: torch.device
     dtype: torch.dtype  # parameters' dtype in compute (FSDP2 casts to it)
-    distributed: bool
+    distributed: bool  # a process group exists: FSDP2 wraps the model
+
+    @property
+    def precision(self) -> str:
+        """What computes in which dtype, as `parallelize` sets it up (for the console)."""
+        name = str(self.dtype).removeprefix("torch.")
+        if not self.distributed:
+            return f"{name} parameters, no mixed precision"
+        if self.dtype == torch.float32:
+            return "float32"
+        return f"{name} compute, float32 master weights, optimizer state and gradient reduction (FSDP2)"
 
     @property
     def main(self) -> bool:
@@ -34,9 +46,10 @@ class World:
 
 
 def setup(cfg: ParallelSection) -> World:
-    """The process group (under torchrun) and this process's device and compute dtype."""
+    """The process group (torchrun's, or one of this process alone) and this process's device and
+    compute dtype."""
     cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    distributed = "RANK" in os.environ
+    under_torchrun = "RANK" in os.environ
     rank, size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if cuda:
         local = int(os.environ.get("LOCAL_RANK", 0))
@@ -44,11 +57,16 @@ def setup(cfg: ParallelSection) -> World:
         device = torch.device("cuda", local)
     else:
         device = torch.device("cpu")
-    if distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
+    if not dist.is_initialized():
+        backend, device_id = ("nccl", device) if cuda else ("gloo", None)
+        if under_torchrun:
+            dist.init_process_group(backend, device_id=device_id)
+        else:
+            store = dist.HashStore()  # in-process: a group of one needs no rendezvous
+            dist.init_process_group(backend, store=store, rank=0, world_size=1, device_id=device_id)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(cfg.dtype,
                                                                         torch.bfloat16 if cuda else torch.float32)
-    return World(rank, size, device, dtype, distributed)
+    return World(rank, size, device, dtype, True)
 
 
 def parallelize(model: nn.Module, world: World, compile_blocks: bool, checkpoint_blocks: bool) -> nn.Module:
@@ -74,6 +92,23 @@ def parallelize(model: nn.Module, world: World, compile_blocks: bool, checkpoint
         fully_shard(block, mp_policy=mp, reshard_after_forward=i < len(layers) - 1)
     fully_shard(model, mp_policy=mp)
     return model
+
+
+# Dense bf16 tensor-core peaks in TFLOP/s (NVIDIA's datasheets; their "with sparsity" figures halved).
+# The first entry whose key the device's name contains wins, so a part comes before its family:
+# "NVIDIA H100 80GB HBM3" is the SXM part; GH200 and GB200 are named as such.
+PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
+    ("H100 NVL", 835.0), ("H100 PCIe", 756.0), ("H100", 989.0),
+    ("H200 NVL", 835.0), ("H200", 989.0),
+    ("GB200", 2500.0), ("B200", 2250.0),
+    ("A100", 312.0), ("L40S", 362.0),
+)
+
+
+def device_peak_tflops(device_name: str) -> float | None:
+    """The dense bf16 peak of a GPU named as torch.cuda.get_device_name() names it; None if unknown."""
+    name = device_name.lower()
+    return next((peak for key, peak in PEAK_BF16_TFLOPS if key.lower() in name), None)
 
 
 def all_reduce_sum(t: torch.Tensor, world: World) -> torch.Tensor:

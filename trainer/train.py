@@ -2,32 +2,37 @@
 
     torchrun --standalone --nproc-per-node N -m trainer.train CONFIG [--set key=value …]
     gristmill train CONFIG                      (starts torchrun with parallel.nproc processes)
-    python -m trainer.train CONFIG              (one process, no process group: debugging)
+    python -m trainer.train CONFIG              (one process, as torchrun's world of one: debugging)
 
 Each step: the next batch of packed sequences → forward (document-masked attention) → per-token
 cross-entropy → backward → clip → AdamW → LR schedule (linear warmup, cosine decay). Every token's
 loss is added to its source; validation runs on every source's held-out shards. A kill resumes
-from the latest checkpoint to the same loss curve.
+from the latest checkpoint to the same loss curve, also on another number of processes when it
+divides the loader's position (trainer/checkpoint.py). Rank 0 prints a line every log_every steps:
+step of total, loss, lr, tokens/s, ETA.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from pipeline.config import ConfigError
 from trainer.attention import sdpa_backends
-from trainer.checkpoint import Checkpointer
+from trainer.checkpoint import Checkpointer, latest_checkpoint, read_train_state
 from trainer.config import TrainConfig, load_train_config
 from trainer.data import MixtureLoader, validation_loaders
 from trainer.metrics import MetricsLog, SourceLoss, memory_gb, peak_tflops
 from trainer.model import Transformer, model_config
 from trainer.parallel import World, parallelize, setup, teardown
+from trainer.watchdog import watch_launcher
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -63,11 +68,33 @@ def evaluate(model: torch.nn.Module, loaders: dict[str, MixtureLoader], n_source
     return losses
 
 
+def train_loader(cfg: TrainConfig, rank: int, world_size: int) -> MixtureLoader:
+    s = cfg.schedule
+    return MixtureLoader(cfg.run.mixture, "train", seq_len=cfg.model.seq_len, batch_size=s.batch_size,
+                         rank=rank, world_size=world_size, seed=s.seed)
+
+
+def resume_state(cfg: TrainConfig, world_size: int) -> tuple[Path, dict] | None:
+    """The latest checkpoint and its train state, once its loader position is known to continue
+    exactly on `world_size` processes (ConfigError if not: one line, before any process group or
+    weights); None for a fresh run."""
+    path = latest_checkpoint(cfg.run.run_dir)
+    if path is None:
+        return None
+    state = read_train_state(path)
+    try:
+        train_loader(cfg, 0, world_size).load_state_dict(state["loader"])
+    except ValueError as e:
+        raise ConfigError(f"cannot resume {path} on {world_size} process(es): {e}") from None
+    return path, state
+
+
 def train(cfg: TrainConfig) -> dict:
+    watch_launcher()
+    resume = resume_state(cfg, int(os.environ.get("WORLD_SIZE", 1)))  # the world size setup() will have
     world = setup(cfg.parallel)
     s, m = cfg.schedule, cfg.model
-    loader = MixtureLoader(cfg.run.mixture, "train", seq_len=m.seq_len, batch_size=s.batch_size,
-                           rank=world.rank, world_size=world.size, seed=s.seed)
+    loader = train_loader(cfg, world.rank, world.size)
     valid = validation_loaders(cfg.run.mixture, m.seq_len, 1, world.rank, world.size,  # rows one at a time:
                                s.eval_batches and s.eval_batches * s.batch_size)  # small sources count too
     sources = loader.source_names
@@ -77,28 +104,35 @@ def train(cfg: TrainConfig) -> dict:
         model = Transformer(mcfg)
     model.init_weights(seed=s.seed)
     flops_per_token = model.flops_per_token(m.seq_len)
+    peak, peak_source = peak_tflops(world.device, cfg.parallel.peak_tflops)
     if world.main:
-        print(f"{model.describe()}\n{world.size} process(es) on {world.device}, {world.dtype}; "
-              f"{loader.tokens_per_epoch:,} training tokens per epoch", flush=True)
+        print(f"{model.describe()}\n{world.size} process(es) on {world.device}; precision: {world.precision}\n"
+              f"{loader.tokens_per_epoch:,} training tokens per epoch; MFU peak: "
+              f"{f'{peak:g} TFLOP/s' if peak else 'none'} ({peak_source})", flush=True)
     parallelize(model, world, m.compile, m.activation_checkpointing)
     optimizer = build_optimizer(model, cfg, world)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_at(i + 1, cfg))
     checkpoints = Checkpointer(cfg.run.run_dir, world)
-    log = MetricsLog(cfg.run.run_dir, world, sources)
+    log = MetricsLog(cfg.run.run_dir, world, sources, s.steps)
     seen = [0] * len(sources)  # training tokens per source so far, all processes
     start = 0
-    if (state := checkpoints.load(model, optimizer)) is not None:
+    if resume is not None:
+        path, state = resume
+        loader.load_state_dict(state["loader"])
+        checkpoints.load(path, model, optimizer)
         start, seen = state["step"], state["tokens_by_source"]
         schedule.load_state_dict(state["schedule"])
-        loader.load_state_dict(state["loader"])
         log.truncate_after(start)
         if world.main:
-            print(f"resumed from step {start}", flush=True)
-    peak = peak_tflops(world.device, cfg.parallel.peak_tflops)
+            before = state["loader"].get("batch_size", 0) * state["loader"]["world_size"]
+            after = s.batch_size * world.size
+            change = f"; sequences per step: {before} before, {after} now" if before not in (0, after) else ""
+            print(f"resumed from step {start}{change}", flush=True)
     window = SourceLoss(len(sources), world.device)
     last: dict = {}
     sync = torch.cuda.synchronize if world.device.type == "cuda" else (lambda: None)
     t0, paused, window_tokens = time.perf_counter(), 0.0, 0  # a window's time is training time only
+    run_t0 = t0  # for the ETA: all time since this process started stepping, evaluation included
     for step in range(start + 1, s.steps + 1):
         batch = next(loader).to(world.device)
         with sdpa_backends(m.sdpa_backend):
@@ -106,6 +140,7 @@ def train(cfg: TrainConfig) -> dict:
         token_loss = F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), reduction="none")
         token_loss.mean().backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or math.inf)
+        lr = optimizer.param_groups[0]["lr"]  # this step's (the schedule moves on to the next one's below)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
@@ -113,18 +148,20 @@ def train(cfg: TrainConfig) -> dict:
         window_tokens += batch.targets.numel()
         if step % s.log_every == 0 or step == s.steps:
             loss, per_source, counts = window.reduce(world)  # (waits for the device)
-            elapsed = time.perf_counter() - t0 - paused
+            now = time.perf_counter()
+            elapsed = now - t0 - paused
             seen = [a + b for a, b in zip(seen, counts)]
             tps = window_tokens / elapsed  # per process
             last = {"kind": "train", "step": step, "loss": loss, "loss_by_source": log.by_source(per_source),
                     "tokens_by_source": log.by_source(seen), "tokens": sum(seen),
-                    "lr": schedule.get_last_lr()[0], "grad_norm": float(grad_norm.full_tensor()
-                                                                        if hasattr(grad_norm, "full_tensor")
-                                                                        else grad_norm),
+                    "lr": lr, "grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor")
+                                                 else grad_norm),
                     "tokens_per_s": tps * world.size, "tokens_per_s_per_device": tps,
                     "mfu": flops_per_token * tps / (peak * 1e12) if peak else None,
+                    "peak_tflops": peak, "peak_tflops_source": peak_source,
+                    "dtype": str(world.dtype).removeprefix("torch."),
                     "memory_gb": memory_gb(world.device)}
-            log.write(last)
+            log.write(last, eta_s=(now - run_t0) / (step - start) * (s.steps - step))
             t0, paused, window_tokens = time.perf_counter(), 0.0, 0
         evaluate_now = valid and (step % s.eval_every == 0 or step == s.steps)
         save_now = step == s.steps or (s.checkpoint_every and step % s.checkpoint_every == 0)
@@ -151,11 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     try:
-        cfg = load_train_config(args.config, args.set)
-    except ConfigError as e:
-        print(f"gristmill train: {e}", file=sys.stderr)
+        train(load_train_config(args.config, args.set))
+    except ConfigError as e:  # the user's to fix: one line (from the first process), exit 2
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(f"gristmill train: {e}", file=sys.stderr)
         return 2
-    train(cfg)
     return 0
 
 
