@@ -166,14 +166,15 @@ def test_a_mixture_block_mixes_the_finished_run_and_its_documents_decode(work, b
 
 def test_rerun_skips_finished_shards(baseline):
     before = {p: p.stat().st_mtime_ns for p in (baseline / "docs").glob("*.parquet")}
-    manifest = (baseline / "manifest.json").read_bytes()
     r = gristmill("run", str(baseline.parent.parent / "baseline.yaml"))
     assert r.returncode == 0, r.stderr
     assert f"{len(before)} already done, 0 to run" in r.stdout
     assert before == {p: p.stat().st_mtime_ns for p in (baseline / "docs").glob("*.parquet")}
-    assert (baseline / "manifest.json").read_bytes() == manifest  # its run time and all, as it was
-    seconds = json.loads(manifest)["seconds"]
-    assert f"done in {seconds:.1f}s" in r.stdout
+    manifest = (baseline / "manifest.json").read_bytes()  # (the mixture test above reran it with a mixture)
+    r = gristmill("run", str(baseline.parent.parent / "baseline.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert (baseline / "manifest.json").read_bytes() == manifest  # its run times and all, as they were
+    assert f"done in {json.loads(manifest)['seconds']:.1f}s" in r.stdout
 
 
 @pytest.mark.parametrize("command", ["run", "validate"])  # validate refuses what run would refuse
