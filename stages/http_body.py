@@ -9,6 +9,11 @@ header the body does not carry is counted as `stale_header:<header>` and the bod
 Framing that breaks after good chunks, or a compressed body that is cut or corrupt, is decoded as
 far as it goes and counted as `decode_fallback:<kind>`. Output is bounded by `limit` (a body that
 decodes to `limit` bytes is too large: no zip bombs).
+
+Some archive tools store no HTTP message at all: the block of a `response` is the page itself,
+its type in the WARC header. `ResponseHeadParser` reads no header lines out of a block that starts
+like no status line (`HeaderlessBlock`), so the page arrives whole, however it begins. Whether a
+body is binary is decided from its bytes as a whole (`looks_binary`), never from one byte.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+
+from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
 try:  # as in warcio: brotli is optional
     import brotli
@@ -28,6 +35,18 @@ CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?\r?\n")
 TRAILER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r?\n")
 INFLATE_BLOCK = 1 << 16
 CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")  # in compressed data, not in text (ESC is)
+# C0 controls that text never holds: not whitespace (\t\n\v\f\r), nor ISO-2022's SO, SI and ESC
+BINARY_BYTES = bytes(range(0x09)) + bytes(range(0x10, 0x1B)) + bytes(range(0x1C, 0x20))
+BINARY_SHARE = 0.03  # compressed and image data hold ~9% of BINARY_BYTES (24 of 256 values), text ~0
+BINARY_SIGNATURES = (b"%PDF-", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"\xff\xd8\xff", b"\x1f\x8b\x08",
+                     b"PK\x03\x04")  # PDFs can open with kilobytes of text
+UTF8_BOM = b"\xef\xbb\xbf"
+WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 and UTF-32: zero bytes in characters
+HTTP_MESSAGE_TYPES = ("application/http", "message/http")  # a block's type in the WARC header
+BLANK_HEAD_LIMIT = 1 << 16  # blank lines read past at the start of a block that has no status line
+HTML_STARTS = (b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body", b"<!--")
+META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
 
 
 @dataclass(frozen=True)
@@ -62,13 +81,105 @@ def decode_body(stored: bytes, transfer_encoding: str | None, content_encoding: 
     return Body(data[:limit], len(entity), coding, tuple(events))
 
 
+class HeaderlessBlock(StatusAndHeaders):
+    """A response block with no HTTP message: no status line, no headers. `head`, read while
+    looking for a status line (the first line, and any blank lines after it), begins the body."""
+
+    def __init__(self, head: bytes):
+        super().__init__("", [], protocol="")
+        self.head = head
+
+    def __bool__(self) -> bool:  # warcio would make up headers in place of an empty (falsy) block
+        return True
+
+
+class ResponseHeadParser(StatusAndHeadersParser):
+    """warcio's lenient HTTP header parser, except that a block whose first line (after any blank
+    lines) is no status line is not read as headers: its page is left whole (`HeaderlessBlock`),
+    rather than its lines up to the first blank one taken for headers."""
+
+    def __init__(self):
+        super().__init__(["HTTP/1.0", "HTTP/1.1"], verify=False)
+
+    def parse(self, stream, full_statusline: bytes | None = None) -> StatusAndHeaders:
+        head = stream.readline() if full_statusline is None else full_statusline
+        if not head or _is_status_line(head):  # an empty block raises EOFError, as before
+            return super().parse(stream, head)
+        while not head.strip() and len(head) < BLANK_HEAD_LIMIT:  # blank lines: the page starts further on
+            if not (line := stream.readline(BLANK_HEAD_LIMIT)):
+                break
+            head += line
+        if _is_status_line(head.lstrip()):  # blank lines before the status line
+            headers = super().parse(stream, head.lstrip())
+            headers.total_len += len(head) - len(head.lstrip())
+            return headers
+        return HeaderlessBlock(head)
+
+
+def _is_status_line(line: bytes) -> bool:
+    return line[:5].upper() == b"HTTP/"
+
+
+def headerless_content_type(warc_content_type: str | None, head: bytes) -> str | None:
+    """What a block without an HTTP message holds: the type the WARC (or ARC) header gives, unless
+    that only says "an HTTP message"; else "" (not said) if it starts like a markup document (a
+    byte order mark and whitespace, then `<`); None if neither, when it is not a page."""
+    media = (warc_content_type or "").split(";")[0].strip().lower()
+    if "/" in media and media not in HTTP_MESSAGE_TYPES:
+        return warc_content_type
+    return "" if starts_like_document(head) else None
+
+
+def starts_like_document(head: bytes) -> bool:
+    start = head[:1024]
+    if start.startswith(UTF8_BOM):
+        start = start[len(UTF8_BOM):]
+    elif start.startswith(WIDE_BOMS):
+        start = start.replace(b"\x00", b"")[2:]
+    return start.lstrip().startswith(b"<")
+
+
+def looks_like_html(body: bytes) -> bool:
+    head = body[:1024].lstrip().lower()
+    return head.startswith(HTML_STARTS) or b"<html" in head
+
+
+def declared_charset(content_type: str | None, head: bytes) -> str | None:
+    """Charset from the Content-Type, else from a <meta> in the first 4 KB of the body."""
+    if content_type and (m := HEADER_CHARSET.search(content_type)):
+        return m.group(1).lower()
+    if m := META_CHARSET.search(head[:4096]):
+        return m.group(1).decode("ascii").lower()
+    return None
+
+
+def looks_binary(body: bytes) -> bool:
+    """Is a body binary data (an image, a PDF, compressed bytes) rather than text? Decided from
+    the bytes as a whole: a binary signature, or over BINARY_SHARE of bytes that text does not
+    hold. Compressed and image data are ~9% such bytes, text pages next to none, so a stray NUL
+    in a page does not make it binary; UTF-16 and UTF-32 text (by its byte order mark) is text."""
+    if body.startswith(WIDE_BOMS):
+        return False
+    if body.startswith(BINARY_SIGNATURES):
+        return True
+    return len(body) - len(body.translate(None, BINARY_BYTES)) > BINARY_SHARE * len(body)
+
+
+def without_nul_bytes(body: bytes) -> bytes:
+    """A text body without stray NUL bytes (text extraction turns them into U+FFFD), except UTF-16
+    and UTF-32 text, whose characters hold zero bytes."""
+    return body if body.startswith(WIDE_BOMS) else body.replace(b"\x00", b"")
+
+
 def read_body(record, limit: int, events: Counter) -> Body:
     """The HTTP body as stored (up to `limit` bytes), with the encodings it carries undone
-    (`decode_body`). A stored body of `limit` bytes is too large and left as it is."""
-    raw = record.raw_stream
-    stored = raw.read(limit) if raw is not None else b""
-    http = record.http_headers
-    if http is None or len(stored) >= limit:
+    (`decode_body`); a block without an HTTP message, whole. A stored body of `limit` bytes is
+    too large and left as it is."""
+    raw, http = record.raw_stream, record.http_headers
+    stored = http.head if isinstance(http, HeaderlessBlock) else b""
+    if raw is not None and len(stored) < limit:
+        stored += raw.read(limit - len(stored))
+    if http is None or isinstance(http, HeaderlessBlock) or len(stored) >= limit:
         return Body(stored, len(stored), None)
     body = decode_body(stored, http.get_header("Transfer-Encoding"),
                        http.get_header("Content-Encoding"), limit)

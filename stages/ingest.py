@@ -30,7 +30,9 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from pipeline.config import IngestConfig
 from pipeline.stats import StageStats
-from stages.http_body import matches_http_length, read_body, was_cut_short
+from stages.http_body import (HeaderlessBlock, ResponseHeadParser, declared_charset, headerless_content_type,
+                               looks_binary, looks_like_html, matches_http_length, read_body, was_cut_short,
+                               without_nul_bytes)
 
 DOC_RECORD_TYPES = ("response", "resource")
 LENGTH_MISMATCH = "length_mismatch"  # iter_records: the record before was not followed by a record boundary
@@ -41,8 +43,6 @@ GZIP_MEMBER = re.compile(rb"\x1f\x8b\x08")
 URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+-]*:")  # a scheme: dns:, metadata://, file://
 SCAN_BLOCK, SCAN_OVERLAP = 1 << 20, 512
 logger = logging.getLogger("gristmill.ingest")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
 
 
 def doc_id(record_id: str | None, url: str, date: str | None) -> str:
@@ -68,15 +68,6 @@ def parse_date(value: str | None) -> datetime | None:
         except ValueError:
             continue
         return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
-    return None
-
-
-def declared_charset(content_type: str | None, head: bytes) -> str | None:
-    """Charset from the HTTP Content-Type, else from a <meta> in the first 4 KB of the body."""
-    if content_type and (m := _HEADER_CHARSET.search(content_type)):
-        return m.group(1).lower()
-    if m := _META_CHARSET.search(head[:4096]):
-        return m.group(1).decode("ascii").lower()
     return None
 
 
@@ -171,7 +162,12 @@ class WarcIngest:
         if self.blocklist and _blocked(doc["domain"], self.blocklist):
             return drop("url_blocklist")
         http = record.http_headers
-        if record.rec_type == "response":
+        if isinstance(http, HeaderlessBlock):  # the block is the page: the WARC header says what it is
+            content_type = headerless_content_type(h.get_header("Content-Type"), http.head)
+            if content_type is None:
+                return drop("bad_http_header")
+            stats.events["headerless_response"] += 1
+        elif record.rec_type == "response":
             status = http.get_statuscode() if http else None
             if not status or not status.isdigit():
                 return drop("bad_http_header")
@@ -196,10 +192,13 @@ class WarcIngest:
             return drop("truncated_payload")
         if not payload.strip():
             return drop("empty_payload")
-        if not mime and not _looks_like_html(payload):
+        if not mime and not looks_like_html(payload):
             return drop("content_type")
-        if b"\x00" in payload[:2048] and not payload.startswith((b"\xff\xfe", b"\xfe\xff")):
+        if looks_binary(payload):
             return drop("binary_payload")
+        if len(text := without_nul_bytes(payload)) < len(payload):
+            stats.events["nul_bytes_removed"] += 1
+            payload = text
         doc["charset"] = declared_charset(content_type, payload)
         doc["html"] = payload
         doc["html_bytes"] = len(payload)
@@ -232,9 +231,13 @@ def iter_records(path: str, stats: StageStats, start: int = 0, end: int | None =
 
 class _QuietArchiveIterator(ArchiveIterator):
     """warcio writes the rest of a record whose length is wrong (kilobytes of HTML) to stderr;
-    gristmill counts the record instead."""
+    gristmill counts the record instead. A response block with no HTTP message stays whole."""
 
     INC_RECORD = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loader.http_parser = ResponseHeadParser()
 
 
 def _records(f, stats: StageStats, log: _EventLog, skip: int, start: int = 0, end: int | None = None):
@@ -382,11 +385,6 @@ class _EventLog:
             self.seen.add(kind)
             logger.warning("%s: %s at %s (counted; more of this kind in this file are only counted)",
                            self.path, kind, message)
-
-
-def _looks_like_html(payload: bytes) -> bool:
-    head = payload[:1024].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body", b"<!--")) or b"<html" in head
 
 
 def _error_kind(e: BaseException) -> str:

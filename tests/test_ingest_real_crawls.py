@@ -5,6 +5,7 @@ HTTP body decoding: a header is honoured only where the body carries its encodin
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import shutil
 import zlib
@@ -15,6 +16,7 @@ import brotli
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
+from warcio.statusandheaders import StatusAndHeadersParser
 
 from pipeline.config import IngestConfig
 from stages.ingest import read_all
@@ -82,7 +84,8 @@ def _lenient_pages_in_arc(path: Path) -> int:
 
 def _lenient_pages(path: Path, tmp_path: Path) -> int:
     """Pages warcio's own iterator finds: response/resource records with an http(s) URL, a 2xx
-    status, an HTML Content-Type (or none and an HTML-looking body) and a non-blank body."""
+    status (or no HTTP message: a response block that is the page), an HTML Content-Type (or
+    none and an HTML-looking body) and a non-blank body."""
     if path == CC2008_ARC:  # warcio stops after its first record
         return _lenient_pages_in_arc(path)
     try:
@@ -97,16 +100,27 @@ def _lenient_pages(path: Path, tmp_path: Path) -> int:
 def _count_pages(path: Path) -> int:
     pages = 0
     with open(path, "rb") as f:
-        for record in ArchiveIterator(f, arc2warc=False):
+        for record in ArchiveIterator(f, arc2warc=False, no_record_parse=True):
             if record.rec_type not in ("response", "resource"):
                 continue
             h = record.rec_headers
             url = (h.get_header("WARC-Target-URI") or h.get_header("uri") or "").strip("<> ")
-            http = record.http_headers
-            status = http.get_statuscode() if http else None
-            content_type = http.get_header("Content-Type") if http else h.get_header("Content-Type")
-            pages += _looks_like_a_page(url, status, content_type, record.raw_stream.read())
+            status, content_type, body = _http_message(record.rec_type, h.get_header("Content-Type"),
+                                                       record.raw_stream.read())
+            pages += _looks_like_a_page(url, status, content_type, body)
     return pages
+
+
+def _http_message(record_type: str, record_content_type: str | None, block: bytes):
+    """(status, content type, body) of a block: an HTTP response's, or (a resource, or a response
+    block that is the page itself, with no status line) the record's type and the whole block."""
+    if record_type == "response" and block.lstrip()[:5].upper() == b"HTTP/":
+        stream = io.BytesIO(block.lstrip())
+        http = StatusAndHeadersParser(["HTTP/"], verify=False).parse(stream)
+        return http.get_statuscode(), http.get_header("Content-Type"), stream.read()
+    if record_content_type and record_content_type.lower().startswith("application/http"):
+        record_content_type = None
+    return None, record_content_type, block
 
 
 CRAWL_FILES = sorted(p.name for d in (REAL, MORE) if d.is_dir() for p in d.iterdir())
