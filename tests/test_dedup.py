@@ -91,12 +91,16 @@ def test_normalisation_ignores_case_spacing_punctuation_and_unicode_forms():
     assert exact[0] == exact[1] and list(has_words) == [True, True, False]
 
 
-def lingua(lang: str, n: int = 40) -> str:
+def lingua_sentences(lang: str) -> list[str]:
     import csv
     import gzip
 
     with gzip.open(require(DATA / "langid" / "lingua_sentences.tsv.gz"), "rt", encoding="utf-8") as f:
-        return "".join([row["text"] for row in csv.DictReader(f, delimiter="\t") if row["lang"] == lang][:n])
+        return [row["text"] for row in csv.DictReader(f, delimiter="\t") if row["lang"] == lang]
+
+
+def lingua(lang: str, n: int = 40) -> str:
+    return "".join(lingua_sentences(lang)[:n])
 
 
 def test_chinese_and_japanese_are_cut_into_word_sized_pieces():
@@ -121,11 +125,10 @@ def exact_jaccard(a: str, b: str, normalised=normalise) -> float:
 
 
 @pytest.fixture(scope="module")
-def spliced_pages() -> dict[str, str]:
-    """A real German page's opening with most of a real Chinese page's paragraph spliced in (the
-    outside run's case), that Chinese paragraph, and two-character edits of it and of Japanese text."""
+def german_and_chinese() -> tuple[str, str]:
+    """A real German article (piratenpartei-mv.de) and a paragraph of Chinese news sentences from a
+    real Chinese page of the Common Crawl excerpt (003338.cn)."""
     import gzip
-    import re
 
     import trafilatura
 
@@ -135,8 +138,16 @@ def spliced_pages() -> dict[str, str]:
     german = trafilatura.extract(gzip.open(require(html)).read().decode("utf-8"))
     crawl = read_all(str(require(WARC / "real" / "CC-MAIN-20200808165417-20200808195417-00395.part-a.warc.gz")))
     page = next(d["html"] for d in crawl[0] if d["url"] == "http://003338.cn/l41/481397.html")
-    chinese = trafilatura.extract(page)
-    paragraph = chinese.split("\n")[1]  # news sentences
+    return german, trafilatura.extract(page).split("\n")[1]
+
+
+@pytest.fixture(scope="module")
+def spliced_pages(german_and_chinese) -> dict[str, str]:
+    """A real German page's opening with most of a real Chinese page's paragraph spliced in (the
+    outside run's case), that Chinese paragraph, and two-character edits of it and of Japanese text."""
+    import re
+
+    german, paragraph = german_and_chinese
     sentences = re.findall(r"[^。]+。?", paragraph)
     ja = lingua("ja")
     return {
@@ -161,6 +172,56 @@ def test_a_few_spliced_chinese_sentences_do_not_make_a_german_page_a_duplicate(t
     assert not failures
     assert sorted(map(sorted, clusters_from_rejects(cfg.run_dir))) == [
         ["chinese", "chinese_edited"], ["japanese", "japanese_edited"]]
+
+
+@pytest.fixture(scope="module")
+def mixed_script_pages(german_and_chinese) -> dict[str, str]:
+    """Pages that mix scripts, unrelated pages in the scripts they mix, and near-copies of the
+    mixed ones: the German article with three of the Chinese sentences spliced in after its
+    second paragraph; a Japanese page (40 of lingua's sentences); two Chinese-English bilingual
+    pages of one site (its header and footer, then twelve sentences in each language)."""
+    import re
+
+    german, paragraph = german_and_chinese
+    paragraphs, sentences = german.split("\n"), re.findall(r"[^。]+。", paragraph)
+    spliced = "\n".join(paragraphs[:2] + ["".join(sentences[:3])] + paragraphs[2:])
+    at = spliced.index(sentences[1]) + 3
+    edited = (spliced[:at] + "很" + spliced[at + 1:]).replace("Demonstration", "Kundgebung", 1)
+    zh, en, ja = lingua_sentences("zh"), lingua_sentences("en"), lingua_sentences("ja")
+
+    def bilingual(first: int) -> str:
+        pairs = [s for i in range(first, first + 12) for s in (zh[i], en[i])]
+        return "\n".join(["双语新闻 Bilingual News | 首页 Home | 关于我们 About us", *pairs,
+                          "版权所有 Copyright 2020 | 联系我们 Contact us"])
+
+    page = bilingual(200)
+    return {
+        "german_chinese": spliced,
+        "german_chinese_edited": edited,
+        "japanese": "".join(ja[40:80]),
+        "bilingual": page,
+        "bilingual_edited": page.replace(en[203], en[203].replace(" the ", " a ", 1))
+                                .replace(zh[207], zh[207][:4] + "的" + zh[207][5:]),
+        "bilingual_other": bilingual(300),
+    }
+
+
+def test_mixed_script_pages_cluster_with_their_copies_only(tmp_path, mixed_script_pages):
+    """The reported kind: a German article with a few Chinese sentences beside an unrelated
+    Japanese page, and bilingual pages of one site. Unrelated pages share no word 5-gram (the
+    bilingual ones only their header's and footer's), so LSH never pairs them; a copy with a
+    word and a character changed stays above 0.9."""
+    pages = mixed_script_pages
+    assert exact_jaccard(pages["german_chinese"], pages["japanese"]) == 0.0
+    assert exact_jaccard(pages["bilingual"], pages["bilingual_other"]) < 0.02  # 0.013
+    assert exact_jaccard(pages["german_chinese"], pages["german_chinese_edited"]) > 0.9  # 0.94
+    assert exact_jaccard(pages["bilingual"], pages["bilingual_edited"]) > 0.9  # 0.96
+    cfg = dedup_config(tmp_path)
+    parts = write_parts(cfg.run_dir, list(pages.items()), 10)
+    stats, failures = run_dedup(cfg, parts, run_in_process)
+    assert not failures
+    assert sorted(map(sorted, clusters_from_rejects(cfg.run_dir))) == [
+        ["bilingual", "bilingual_edited"], ["german_chinese", "german_chinese_edited"]]
 
 
 # --- connected components --------------------------------------------------------------------------

@@ -257,8 +257,9 @@ def test_languages_of_known_real_pages():
     by_domain = {}
     for name in ("CC-MAIN-20200808165417-20200808195417-00395.part-a.warc.gz",
                  "clueweb09-ja-quirk.warc.gz", "dolma-wget-sample-0000.warc.gz"):
-        kept, _, _ = run_stage(lid, extracted(real / name))
+        kept, _, stats = run_stage(lid, extracted(real / name))
         by_domain.update({d["domain"]: d for d in kept})
+        assert not stats.events, stats.events  # the script check takes every label as fastText gave it
     assert by_domain["01spb.ru"]["language"] == "ru" and by_domain["01spb.ru"]["charset"] == "cp1251"
     assert by_domain["www.uraharajuku.st"]["language"] == "ja"
     assert "ヘッドポーター" in by_domain["www.uraharajuku.st"]["text"]  # EUC-JP, gzip-encoded body
@@ -268,14 +269,16 @@ def test_languages_of_known_real_pages():
         assert by_domain[domain]["language"] == "en"
 
 
-# lid.176 accuracy on the first 200 lingua sentences of each language, measured 2026-11-28
-LID_ACCURACY = {"de": 1.0, "en": 1.0, "pl": 1.0, "ru": 1.0, "fr": 0.99, "es": 0.985, "ja": 0.985, "zh": 0.945}
+# the stage's accuracy on the first 200 lingua sentences of each language, measured 2026-12-07 (lid.176
+# alone, 2026-11-28: the same but ja 0.985, zh 0.945; the script check mends one and two of them)
+LID_ACCURACY = {"de": 1.0, "en": 1.0, "pl": 1.0, "ru": 1.0, "fr": 0.99, "es": 0.985, "ja": 0.99, "zh": 0.955}
 LID_SENTENCES = 200
 
 
 def test_lid_on_labelled_sentences():
-    """fastText lid.176 on lingua's sentences in the sample's languages, each at least the 99%
-    Wilson lower bound of its measured accuracy (zh 0.945 → 0.887, es 0.985 → 0.942, 1.0 → 0.967)."""
+    """The stage (fastText lid.176, script check) on lingua's sentences in the sample's languages,
+    each at least the 99% Wilson lower bound of its measured accuracy (zh 0.955 → 0.9, es 0.985 →
+    0.942, 1.0 → 0.967)."""
     lines = gzip.open(require(DATA / "langid" / "lingua_sentences.tsv.gz"), "rt", encoding="utf-8").read()
     rows = [r for r in (line.split("\t", 1) for line in lines.splitlines()[1:]) if len(r) == 2]
     lid = FastTextLid(LidConfig())
