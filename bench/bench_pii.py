@@ -2,7 +2,8 @@
 against naive presidio (the same engine and recognizers on every whole page), one core.
 
     python bench/bench_pii.py [--passes 2] [--stress-sizes 100000,300000,1000000]
-                              [--out bench/results/pii.json]
+                              [--out bench/results/pii.json] [--labels FILE] [--collect-hits OUT]
+                              [--skip speed stress gold]
 
 1. Real pages, per corpus: the packed benchmark pages (warc/packed) and the real crawl files
    (warc/real, warc/more) as `stages.ingest.read_all` reads them today, extracted with the
@@ -17,11 +18,17 @@ against naive presidio (the same engine and recognizers on every whole page), on
    default cap; naive presidio on the smallest size.
 3. Per-entity precision / recall on both presidio-research gold sets: ours, naive presidio with
    the same precision rules, and raw naive presidio.
+4. Precision on real pages, labelled by hand (`--labels`, bench/pii_labels/real_pages.jsonl): each
+   labelled hit (what the stage found before its context rules) is flagged by the stage now or not;
+   precision per type on each half of the pages (split by a hash of the page's id: `tune`, where
+   rules were tuned, and `held-out`), before (every labelled hit) and now. `--collect-hits OUT`
+   writes today's hits, unlabelled, in the same format (for relabelling after a change).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import statistics
@@ -45,8 +52,9 @@ GOLD = {"synth_v2": DATA_DIR / "pii" / "presidio_synth_dataset_v2.json",
         "generated_large": DATA_DIR / "pii" / "presidio_generated_large.json"}
 
 
-def corpus_pages(pattern: str) -> tuple[list[str], list[str]]:
-    """Extracted texts of every file matching `pattern`, and the files read_all could not read."""
+def corpus_docs(pattern: str, only_ids: set[str] | None = None) -> tuple[list[dict], list[str]]:
+    """Extracted documents (id, url, text) of every file matching `pattern` (only those in
+    `only_ids` if given), and the files read_all could not read."""
     docs, unreadable = [], []
     for path in sorted(DATA_DIR.glob(pattern)):
         try:
@@ -56,9 +64,16 @@ def corpus_pages(pattern: str) -> tuple[list[str], list[str]]:
             continue
         if not read:
             unreadable.append(f"{path.name}: no documents")
-        docs += read
+        docs += [d for d in read if only_ids is None or d.get("id") in only_ids]
     kept = TrafilaturaExtract(ExtractConfig()).run(docs, StageStats(), [])
-    return [d["text"] for d in kept if d.get("text")], unreadable
+    kept = [{"id": d["id"], "url": d.get("url"), "text": d["text"]} for d in kept if d.get("text")]
+    return kept, unreadable
+
+
+def corpus_pages(pattern: str) -> tuple[list[str], list[str]]:
+    """Extracted texts of every file matching `pattern`, and the files read_all could not read."""
+    docs, unreadable = corpus_docs(pattern)
+    return [d["text"] for d in docs], unreadable
 
 
 def percentiles(seconds: list[float]) -> dict:
@@ -184,51 +199,139 @@ def gold_scores(path: Path) -> dict:
     return out
 
 
+LABELS = Path(__file__).resolve().parent / "pii_labels" / "real_pages.jsonl"
+CONTEXT_CHARS = 80  # characters each side of a hit kept with its label
+
+
+def half(doc_id: str) -> str:
+    """The half of the labelled pages a page belongs to: `tune` (rules were tuned on it) or `held-out`."""
+    return "tune" if hashlib.sha1(doc_id.encode("utf-8")).digest()[0] % 2 == 0 else "held-out"
+
+
+def read_labels(path: Path = LABELS) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def hit_rows(corpus: str, doc: dict, found: list[tuple[int, int, str, float]]) -> list[dict]:
+    """Hits in the labels' format, unlabelled."""
+    text = doc["text"]
+    return [{"corpus": corpus, "doc_id": doc["id"], "url": doc["url"], "type": entity, "start": s, "end": e,
+             "match": text[s:e], "context": text[max(0, s - CONTEXT_CHARS):e + CONTEXT_CHARS],
+             "label": None, "note": ""} for s, e, entity, _ in found]
+
+
+def locate(label: dict, text: str) -> tuple[int, int] | None:
+    """The labelled hit's offsets in today's text of its page (found again by its context if the
+    extracted text moved), or None."""
+    start, end = label["start"], label["end"]
+    around = text[max(0, start - CONTEXT_CHARS):end + CONTEXT_CHARS]
+    if text[start:end] == label["match"] and label["context"] in around:
+        return start, end
+    at = text.find(label["context"])
+    if at < 0:
+        return None
+    start = at + min(label["start"], CONTEXT_CHARS)
+    return start, start + len(label["match"])
+
+
+def labelled_precision(labels: list[dict], texts: dict[str, str], find) -> dict:
+    """Per half and type: hits labelled, true ones, precision of them all (before), and of those
+    `find(text)` still flags (same type, overlapping span) now; hits whose page is gone are `missing`."""
+    out: dict = {}
+    flagged_by_doc = {doc_id: find(text) for doc_id, text in texts.items()}
+    for label in labels:
+        for name in (half(label["doc_id"]), "all"):
+            c = out.setdefault(name, {}).setdefault(label["type"], {"labelled": 0, "true": 0, "flagged": 0,
+                                                                     "flagged_true": 0, "missing": 0})
+            span = locate(label, texts.get(label["doc_id"], ""))
+            if span is None:
+                c["missing"] += 1
+                continue
+            flagged = any(r[2] == label["type"] and r[0] < span[1] and span[0] < r[1]
+                          for r in flagged_by_doc[label["doc_id"]])
+            c["labelled"] += 1
+            c["true"] += label["label"]
+            c["flagged"] += flagged
+            c["flagged_true"] += flagged and label["label"]
+    for per_type in out.values():
+        for c in per_type.values():
+            c["precision_before"] = round(c["true"] / c["labelled"], 3) if c["labelled"] else None
+            c["precision_now"] = round(c["flagged_true"] / c["flagged"], 3) if c["flagged"] else None
+            c["recall_of_true"] = round(c["flagged_true"] / c["true"], 3) if c["true"] else None
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stress-sizes", default="100000,300000,1000000")
     ap.add_argument("--passes", type=int, default=2, help="timings per real page (the fastest counts)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "pii.json"))
+    ap.add_argument("--labels", default=str(LABELS), help="hand-labelled hits on real pages (JSONL)")
+    ap.add_argument("--collect-hits", metavar="OUT", help="write today's hits, unlabelled, to OUT (JSONL)")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["speed", "stress", "gold"])
     args = ap.parse_args()
     pin_to_core()
     analyzer_engine()  # build time is not part of the throughput
     findings("warm up: call +1 212-555-0143", ENTITIES)
 
-    corpora, rows = {}, []
+    docs, corpora, rows = {}, {}, []
     for name, pattern in CORPORA.items():
-        texts, unreadable = corpus_pages(pattern)
-        r = corpora[name] = {**real_pages(texts, args.passes), "unreadable_files": unreadable}
+        docs[name], unreadable = corpus_docs(pattern)
+        if "speed" in args.skip:
+            continue
+        r = corpora[name] = {**real_pages([d["text"] for d in docs[name]], args.passes),
+                             "unreadable_files": unreadable}
         o, n = r["ours"], r["naive"]
         rows.append([name, r["docs"], r["mean_chars"], o["docs_per_s"], n["docs_per_s"], f"{r['ratio']}×",
                      *(f"{x['p50_ms']} / {x['p99_ms']} / {x['max_ms']}" for x in (o, n)),
                      f"{r['same_findings']}/{r['docs']}"])
         print(name, {k: v for k, v in r.items() if k != "events"}, flush=True)
-    print("\n## Real pages, one core (ours, then naive presidio, page by page)\n")
-    print(markdown_table(["corpus", "pages", "mean chars", "ours docs/s", "naive docs/s", "ratio",
-                          "ours ms p50 / p99 / max", "naive ms p50 / p99 / max", "same findings"], rows))
+    if rows:
+        print("\n## Real pages, one core (ours, then naive presidio, page by page)\n")
+        print(markdown_table(["corpus", "pages", "mean chars", "ours docs/s", "naive docs/s", "ratio",
+                              "ours ms p50 / p99 / max", "naive ms p50 / p99 / max", "same findings"], rows))
 
-    sizes = [int(s) for s in args.stress_sizes.split(",")]
-    synthetic = stress(sizes)
-    print("\n## Synthetic stress pages\n")
-    print(markdown_table(["page", "chars", "ours, no cap (s)", "µs/char", "stage, default cap (s)",
-                          "cap events", "naive (s)"],
-                         [[k, r["chars"], r["uncapped_s"], r["uncapped_us_per_char"], r["stage_s"],
-                           {e: n for e, n in r["stage_events"].items() if "cap" in e or "analyzed" in e},
-                           r.get("naive_s", "")] for k, v in synthetic.items() for r in v]))
+    stage = PiiScrub(PiiConfig())
+    if args.collect_hits:
+        with open(args.collect_hits, "w", encoding="utf-8") as f:
+            for name, corpus in docs.items():
+                for doc in corpus:
+                    for row in hit_rows(name, doc, stage.find(doc["text"])):
+                        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    texts = {d["id"]: d["text"] for corpus in docs.values() for d in corpus}
+    precision = labelled_precision(read_labels(Path(args.labels)), texts, stage.find)
+    print("\n## Precision on real pages, labelled by hand (before: every labelled hit; now: still flagged)\n")
+    rows = [[h, e, c["labelled"], c["true"], c["precision_before"], c["flagged"], c["precision_now"],
+             f"{c['flagged_true']}/{c['true']}", c["missing"]]
+            for h in ("held-out", "tune", "all") for e, c in sorted(precision.get(h, {}).items())]
+    print(markdown_table(["half", "entity", "labelled", "true", "P before", "flagged now", "P now",
+                          "true ones still flagged", "missing pages"], rows))
+
+    synthetic = {}
+    if "stress" not in args.skip:
+        synthetic = stress([int(s) for s in args.stress_sizes.split(",")])
+        print("\n## Synthetic stress pages\n")
+        print(markdown_table(["page", "chars", "ours, no cap (s)", "µs/char", "stage, default cap (s)",
+                              "cap events", "naive (s)"],
+                             [[k, r["chars"], r["uncapped_s"], r["uncapped_us_per_char"], r["stage_s"],
+                               {e: n for e, n in r["stage_events"].items() if "cap" in e or "analyzed" in e},
+                               r.get("naive_s", "")] for k, v in synthetic.items() for r in v]))
 
     gold, rows = {}, []
-    for name, path in GOLD.items():
+    for name, path in GOLD.items() if "gold" not in args.skip else ():
         gold[name] = g = gold_scores(path)
         for e in PII_ENTITIES:
             figures = (g[setup][e][m] for m in ("recall", "precision") for setup in g)
             rows.append([name, e, g["ours"][e]["gold"], *figures])
-    print("\n## Gold sets (span overlap, same type)\n")
-    print(markdown_table(["gold", "entity", "gold spans", "R ours", "R naive+rules", "R naive raw",
-                          "P ours", "P naive+rules", "P naive raw"], rows))
+    if rows:
+        print("\n## Gold sets (span overlap, same type)\n")
+        print(markdown_table(["gold", "entity", "gold spans", "R ours", "R naive+rules", "R naive raw",
+                              "P ours", "P naive+rules", "P naive raw"], rows))
 
     packages = ["presidio-analyzer", "spacy", "phonenumbers", "trafilatura"]
     write_json(args.out, {"machine": machine_notes(packages), "date": time.strftime("%Y-%m-%d"),
-                          "real_pages": corpora, "stress": synthetic, "gold": gold})
+                          "real_pages": corpora, "stress": synthetic, "gold": gold,
+                          "labelled_precision": precision})
 
 
 if __name__ == "__main__":

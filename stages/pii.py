@@ -18,8 +18,10 @@
   Time is linear in the page's length; past `max_phone_candidates` a page's remaining phone
   candidates are counted (`pii:candidate_cap`, `pii:candidates_not_analyzed`), not analyzed.
 - Precision (`refine`, applied with or without the pre-screen): no '::' separators as IPs, no
-  9-digit licence numbers or parts of foreign phone numbers as SSNs, no postcodes, dates or
-  short counts as phone numbers.
+  9-digit licence numbers, parts of foreign phone numbers or numbers without 'SSN' before them as
+  SSNs, no postcodes, dates and times, DOIs, URLs, versions, labelled identifiers (order, tax,
+  ISBN), amounts, scores or table rows as phone numbers, no card number inside a longer run of
+  digits or a table row. Measured on hand-labelled hits on real pages (bench/pii_labels/).
 - Context words: presidio raises a score when one of its context words ("phone", "ssn"…) is
   among the five tokens before a match; 50 characters each side hold those. With a blank spaCy
   pipeline, though, every lemma is empty, so presidio's context enhancement never fires (for
