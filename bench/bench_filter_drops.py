@@ -12,11 +12,18 @@ papers' definitions.
   definitions (the default, "after").
 - Counted per `filter:reason` twice: the first objection, as the stage drops, and each filter
   alone (not hidden by an earlier one). Every gold drop reason left gets one example.
+- Held out: the gold pages fall in two halves by the SHA-1 of their URL. No threshold is tuned
+  on them (the papers' thresholds stand); should the sample config's
+  `url_blocklist.allow_domains` name domains, a page it spares counts as dropped in the held-out
+  figure unless the same allowed domain spares a page of the other half.
+- Blocklist: every page the UT1 lists or URL words hit, with its domain and whether the
+  allow-list spares it (the bundled lists carry no UT1 category: see filters/toxicity.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import pickle
 import sys
 from collections import Counter
@@ -27,6 +34,7 @@ import yaml
 import pipeline.env  # noqa: F401  (offline hubs before anything loads a model)
 from filters import FILTERS
 from filters.text import TextView
+from filters.toxicity import _host_and_path, domain_candidates
 from pipeline.config import FiltersConfig, parse_config
 from pipeline.shard import build_doc_stages
 from pipeline.stats import RunStats
@@ -86,6 +94,41 @@ def decide(docs: list[dict], cfg: FiltersConfig) -> list[dict]:
                 first = first or alone[f.name]
         out.append({"first": first, "alone": alone, "signals": signals})
     return out
+
+
+def half(url: str) -> int:
+    """0 or 1: the cross-validation half of a page, by the SHA-1 of its URL."""
+    return hashlib.sha1(url.encode("utf-8")).digest()[0] & 1
+
+
+def allowed_by(url: str, allow: list[str]) -> str | None:
+    """The allow-list entry that covers this URL's domain, if any."""
+    hits = set(domain_candidates(_host_and_path(url)[0])) & {a.lower() for a in allow}
+    return min(hits) if hits else None
+
+
+def held_out(docs: list[dict], verdicts: list[dict], allow: list[str]) -> dict[str, list[int]]:
+    """Per half: [dropped, pages], where a page kept only by an allow-list entry that no page of
+    the other half needed counts as dropped (the entry was learned from that page)."""
+    spared = [allowed_by(d["url"], allow) if v["first"] is None
+              and v["signals"].get("url_blocklist", {}).get("url_blocklist_hit") == 1.0 else None
+              for d, v in zip(docs, verdicts)]
+    learned = {h: {e for d, e in zip(docs, spared) if e and half(d["url"]) == h} for h in (0, 1)}
+    out = {"A": [0, 0], "B": [0, 0]}
+    for d, v, entry in zip(docs, verdicts, spared):
+        h = half(d["url"])
+        cell = out["AB"[h]]
+        cell[1] += 1
+        cell[0] += v["first"] is not None or (entry is not None and entry not in learned[1 - h])
+    return out
+
+
+def blocklist_hits(docs: list[dict], verdicts: list[dict], allow: list[str]) -> list[dict]:
+    """The pages the URL blocklist hits (before the allow-list), with the domain and the verdict."""
+    hit = [(d, v) for d, v in zip(docs, verdicts)
+           if v["signals"].get("url_blocklist", {}).get("url_blocklist_hit") == 1.0]
+    return [{"url": d["url"], "domain": _host_and_path(d["url"])[0], "reason": v["alone"].get("url_blocklist"),
+             "allowed_by": allowed_by(d["url"], allow)} for d, v in hit]
 
 
 def excerpt(text: str, n: int = EXCERPT_CHARS) -> str:
@@ -151,13 +194,31 @@ def main() -> None:
     newly = [{"url": doc["url"], "language": doc["language"], "now": after["first"], "excerpt": excerpt(doc["text"])}
              for doc, before, after in zip(crawl_docs, verdicts["crawl", "datatrove"], verdicts["crawl", "paper"])
              if after["first"] and not before["first"]]
+    allow = sample_filters("paper").default.get("url_blocklist", {}).get("allow_domains", [])
+    splits = {}
+    for mode in MODES:
+        h = held_out(gold_docs, verdicts["gold", mode], allow)
+        dropped, n = h["A"][0] + h["B"][0], h["A"][1] + h["B"][1]
+        splits[mode] = {**h, "held_out": [dropped, n]}
+        print(f"\ngold, {mode}, held out: half A {h['A'][0]}/{h['A'][1]} ({h['A'][0] / h['A'][1]:.1%}), "
+              f"half B {h['B'][0]}/{h['B'][1]} ({h['B'][0] / h['B'][1]:.1%}); "
+              f"both {dropped}/{n} (**{dropped / n:.1%}**)")
+    hits = {name: blocklist_hits(corpus[name][0], verdicts[name, "paper"], allow) for name in corpus}
+    for name, rows in hits.items():
+        print(f"\nurl_blocklist hits on {name} pages: {len(rows)}")
+        for r in rows:
+            print(f"  {r['reason'] or 'spared'}  {r['domain']}  allowed by: {r['allowed_by']}  {r['url']}")
     print(f"\ncrawl pages kept now, dropped by datatrove's rules: {len(rescued)}")
     for r in rescued:
         print(f"  {r['was']}  {r['url']}  [{r['language']}] {r['excerpt'][:100]}")
     print(f"crawl pages dropped now, kept by datatrove's rules: {len(newly)}")
     for r in newly:
         print(f"  {r['now']}  {r['url']}  [{r['language']}] {r['excerpt'][:100]}")
-    results.update({"by_reason": table, "dropped": totals, "gold_examples": examples,
+    results.update({"by_reason": table, "dropped": totals, "gold_held_out": splits, "blocklist_hits": hits,
+                    "first_reasons": {f"{n}_{m}": [{"url": doc["url"], "first": d["first"]}
+                                                   for doc, d in zip(corpus[n][0], verdicts[n, m])]
+                                      for n in corpus for m in MODES},
+                    "gold_examples": examples,
                     "crawl_kept_now": rescued, "crawl_dropped_now": newly})
     write_json(args.out, results)
     print(f"results: {args.out}")

@@ -9,7 +9,9 @@ non-blank lines of the page; `compat: datatrove` reproduces datatrove's defaults
 - `short_line_ratio`: at most 67% of the lines may be 30 characters or shorter;
 - `char_dup_ratio`: at most 10% of the characters (newlines aside) may be in lines repeating an
   earlier line, the paper's threshold (datatrove's default: 1%, which drops clean articles that
-  repeat one sentence, e.g. a pull quote);
+  repeat one sentence, e.g. a pull quote); in the paper's definition, as in Gopher's rule
+  (filters/gopher.py), repeats of layout lines ("-", "|") and short labelled fields ("Ort:
+  Stadthalle") are not duplicated text;
 - `list_ratio`: at most 0.3 newlines per word (datatrove's own rule, not in the paper; words:
   `TextView.words`, with punctuation tokens, as datatrove counts them).
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from filters.base import DocFilter, HeuristicParams, Limit
+from filters.gopher import repeated_lines
 from filters.text import SENTENCE_ENDS, SENTENCE_TERMINALS, TextView
 
 
@@ -73,8 +76,7 @@ class FineWebQuality(DocFilter):
         n_lines = len(lines)
         punct_ratio = sum(1 for line in lines if line.endswith(self.stop_chars)) / n_lines
         short_ratio = sum(1 for line in lines if len(line) <= p.short_line_length) / n_lines
-        unique = dict.fromkeys(lines)
-        dup_chars = len("".join(lines)) - len("".join(unique))
+        _, dup_chars = repeated_lines(lines, skip_layout_and_fields=p.compat == "paper")
         n_chars = len(text) - text.count("\n")
         dup_ratio = dup_chars / n_chars  # n_chars > 0: there is a non-blank line
         n_words = len(doc.words)

@@ -10,6 +10,12 @@ Two definitions (`compat`):
   of words contain a letter", the "#" and ellipsis ratios and the repeated n-grams all count
   words (tokens not made only of punctuation or symbols). Ordinary prose scores 0.95-1.0 on the
   alphabetic ratio; a page of numbers and dates still scores far below 0.8.
+  Two more, where the paper says "words" and "lines" and datatrove counts layout: the number
+  of a list item at a line start ("1." "iv)" "b)") is numbering, not a word, so it leaves the
+  alphabetic ratio (a numbered list is not a table of numbers); and a repeated line counts as a
+  duplicate line only if it is text: not a rule of symbols without a letter or digit ("-",
+  "|"), nor a short labelled field with its value ("Ort: Stadthalle", "Eintritt: frei"), which
+  listings repeat by design (`is_layout_or_field_line`; every line still counts in the total).
 - `datatrove`: datatrove's decisions (tests/test_heuristic_filters.py measures the agreement on
   real pages): those three count every spaCy token, each comma and period a "word" without a
   letter, so that ordinary German or English news prose scores 0.78-0.80 and is dropped.
@@ -45,6 +51,64 @@ NAN = float("nan")
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else NAN
+
+
+# --- what the paper's rules count as a duplicate line and as a word --------------------------
+
+_HAS_WORD = re.compile(r"[^\W_]")
+# A field at the start of a line: a label of up to 3 words before a ":", then its value ("Ort:
+# Stadthalle", "Eintritt: frei", "Price: $12"); a line of at most FIELD_LINE_CHARS is then a field.
+_FIELD = re.compile(r"\s*[^\W\d_][^\W_]*(?:[ .'/-][^\W_]+){0,2}\s?:\s*\S")
+FIELD_LINE_CHARS = 80
+
+
+def is_layout_or_field_line(line: str) -> bool:
+    """A line whose repeats are the page's structure, not repeated text: a rule of symbols with no
+    letter or digit ("-", "|", "* * *"; blank and whitespace lines still count), or a short
+    labelled field with its value ("Ort: Stadthalle", "Eintritt: frei"), which a listing repeats by
+    design. A label alone ("Average rating:") is an interface's, and its repeats count."""
+    if not _HAS_WORD.search(line):
+        return bool(line.strip())
+    return len(line) <= FIELD_LINE_CHARS and _FIELD.match(line) is not None
+
+
+def repeated_lines(lines: list[str], skip_layout_and_fields: bool = False) -> tuple[int, int]:
+    """(how many lines repeat an earlier one, their total length). With `skip_layout_and_fields`,
+    a repeat of a layout or field line (`is_layout_or_field_line`) is not counted; every line still
+    counts in the total it is a fraction of."""
+    if not skip_layout_and_fields:
+        unique = dict.fromkeys(lines)
+        return len(lines) - len(unique), len("".join(lines)) - len("".join(unique))
+    seen: set[str] = set()
+    n = chars = 0
+    for line in lines:
+        if line in seen:
+            if not is_layout_or_field_line(line):
+                n += 1
+                chars += len(line)
+        else:
+            seen.add(line)
+    return n, chars
+
+
+# The numbering of a list item at the start of a line: "1." "12)" "iv." "b)" (one token, as in
+# German "3.", or a number or letter followed by its "." or ")" token).
+_MARKER = re.compile(r"(?:\d{1,3}|[ivxlc]{1,5}|[IVXLC]{1,5}|[a-zA-Z])[.)]")
+_MARKER_HEAD = re.compile(r"\d{1,3}|[ivxlc]{1,5}|[IVXLC]{1,5}|[a-zA-Z]")
+
+
+def list_marker_tokens(line_words: list[list[str]]) -> list[str]:
+    """The tokens that number list items ("1", "iv.", "b"), one at most per line (its first), when
+    followed by more of the line: numbering, not words. Bullets ("•", "-") are symbols already."""
+    out = []
+    for tokens in line_words:
+        if len(tokens) < 2:
+            continue
+        first = tokens[0]
+        if _MARKER.fullmatch(first) or (len(tokens) > 2 and tokens[1] in (".", ")")
+                                        and _MARKER_HEAD.fullmatch(first)):
+            out.append(first)
+    return out
 
 
 class GopherQualityParams(HeuristicParams):
@@ -113,7 +177,13 @@ class GopherQuality(DocFilter):
                 n_ellipsis += 1
         bullet_ratio = _ratio(n_bullets, len(lines))
         end_ellipsis_ratio = _ratio(n_ellipsis, len(lines))
-        alpha_ratio = _ratio(len(ALPHA_TOKENS.findall(joined)), per)
+        n_alpha = len(ALPHA_TOKENS.findall(joined))
+        if p.compat == "paper":  # list numbering ("1." "iv)") is not a word
+            markers = list_marker_tokens(doc.line_words)
+            n_alpha -= len(ALPHA_TOKENS.findall("\n".join(markers)))
+            alpha_ratio = _ratio(n_alpha, per - len(markers))
+        else:
+            alpha_ratio = _ratio(n_alpha, per)
         n_stop = float(len(self.stop_words.intersection(words))) if self.stop_words else NAN
         signals = {
             "gopher_word_count": float(n_words), "gopher_mean_word_length": mean_len,
@@ -273,7 +343,7 @@ class GopherRepetition(DocFilter):
         paragraphs = _PARAGRAPH_BREAK.split(text.strip())
         para_dups, para_dup_chars = _duplicates(paragraphs)
         lines = _LINE_BREAK.split(text)
-        line_dups, line_dup_chars = _duplicates(lines)
+        line_dups, line_dup_chars = repeated_lines(lines, skip_layout_and_fields=p.compat == "paper")
         signals = {
             "gopher_rep_dup_para_frac": para_dups / len(paragraphs),
             "gopher_rep_dup_para_char_frac": para_dup_chars / n_chars,

@@ -14,7 +14,9 @@ the measurements behind them: bench/bench_toxicity.py, bench/results/toxicity.js
       (0-secure-paypal.com) and chat (chatroulette.com) entries. None of the gambling,
       file-hosting or warez sites tried were listed.
     - It has known false positives on news sites: the German weekly jungefreiheit.de and the
-      Swiss LGBTQ news site gay.ch (2 of 750 real page URLs in the bench).
+      Swiss LGBTQ news site gay.ch (2 of 750 real page URLs in the bench). `allow_domains`
+      names domains (subdomains included) that it never drops; their `url_blocklist_hit` stays
+      1.0, so the report still shows them. None by default, nor in configs/sample.yaml.
     Licence: the tarball holds no licence or README. UT1's lists (Université Toulouse 1 Capitole,
     maintained by Fabrice Prigent, https://dsi.ut-capitole.fr/blacklists/) are published under
     Creative Commons BY-SA 4.0, as the README of their GitHub mirror olbat/ut1-blacklists states
@@ -253,8 +255,13 @@ def url_word_lists():
 class UrlBlocklistParams(FilterParams):
     bundled: bool = True  # datatrove's UT1 domains + urls lists (see the module docstring)
     extra_domains: list[str] = Field(default_factory=list)  # more blocked domains, subdomains included
+    allow_domains: list[str] = Field(default_factory=list)  # never dropped (subdomains included)
     url_words: bool = True  # also datatrove's (FineWeb's) banned words in the URL, see below
     soft_words_min: int = Field(default=2, ge=1)  # soft-banned URL words needed for a drop
+
+
+def _domain_set(domains: list[str]) -> frozenset[str]:
+    return frozenset(d.strip().lower().rstrip(".").removeprefix("*.") for d in domains)
 
 
 class UrlBlocklist(DocFilter):
@@ -267,7 +274,8 @@ class UrlBlocklist(DocFilter):
 
     def __init__(self, params: UrlBlocklistParams, language: str):
         super().__init__(params, language)
-        self.extra = frozenset(d.strip().lower().rstrip(".").removeprefix("*.") for d in params.extra_domains)
+        self.extra = _domain_set(params.extra_domains)
+        self.allowed = _domain_set(params.allow_domains)
         if params.bundled:
             self.hashes, self.urls = ut1_lists()
         else:
@@ -291,13 +299,17 @@ class UrlBlocklist(DocFilter):
         host, path = _host_and_path(doc.url)
         if not host:
             return {"url_blocklist_hit": NAN}, None
-        if self._domain_listed(domain_candidates(host)):
-            return {"url_blocklist_hit": 1.0}, "domain"
-        if self.urls and any(k in self.urls for k in url_candidates(host.removeprefix("www."), path)):
-            return {"url_blocklist_hit": 1.0}, "url"
-        if self.params.url_words and self._url_words(doc.url):
-            return {"url_blocklist_hit": 1.0}, "url_words"
-        return {"url_blocklist_hit": 0.0}, None
+        domains = domain_candidates(host)
+        reason = None
+        if self._domain_listed(domains):
+            reason = "domain"
+        elif self.urls and any(k in self.urls for k in url_candidates(host.removeprefix("www."), path)):
+            reason = "url"
+        elif self.params.url_words and self._url_words(doc.url):
+            reason = "url_words"
+        if reason is None:
+            return {"url_blocklist_hit": 0.0}, None
+        return {"url_blocklist_hit": 1.0}, None if self.allowed.intersection(domains) else reason
 
     def _url_words(self, url: str) -> bool:
         banned, soft, subwords = url_word_lists()

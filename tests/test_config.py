@@ -167,12 +167,13 @@ def test_malformed_yaml_in_a_file_is_one_line(tmp_path):
     assert "\n" not in str(e.value) and "line 3" in str(e.value)
 
 
-def test_a_reader_that_leaves_early_is_no_error():
+def test_a_reader_that_leaves_early_is_no_error(tmp_path, raw):
     """`gristmill … | head`: output into a closed pipe ends quietly, with the shell's status for it."""
+    config = write(tmp_path, raw)
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        r = subprocess.run([sys.executable, "-m", "pipeline", "validate", "configs/sample.yaml"], cwd=ROOT,
+        r = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(config)], cwd=ROOT,
                            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
     finally:
         os.close(write_end)

@@ -131,8 +131,8 @@ def test_same_reasons_as_datatrove(decisions):
 
 def test_sample_chain_keeps_clean_gold_pages(pages):
     """The filters block of configs/sample.yaml on the packed gold pages (hand-picked clean news
-    and blog pages: every drop is a false positive). Measured: the papers' definitions keep 625 of
-    706 (88.5%), `compat: datatrove` 550 (bench/bench_filter_drops.py, BENCHMARKS.md)."""
+    and blog pages: every drop is a false positive). Measured: the papers' definitions keep 632 of
+    708 (89.3%), `compat: datatrove` 547 (bench/bench_filter_drops.py, BENCHMARKS.md)."""
     import yaml
 
     from pipeline.config import FiltersConfig
@@ -147,7 +147,7 @@ def test_sample_chain_keeps_clean_gold_pages(pages):
         docs = [{"text": t, "language": lang, "url": url} for t, lang, url in pages]
         kept[compat] = len(list(stage.run(docs, StageStats(), [])))
     print(f"\nkept of {len(pages)} gold pages: {kept}")
-    assert kept["paper"] / len(pages) >= floor(0.885, len(pages)), kept
+    assert kept["paper"] / len(pages) >= floor(0.893, len(pages)), kept
     assert kept["datatrove"] < kept["paper"], kept
 
 
