@@ -41,31 +41,52 @@ def make_config(tmp_path: Path, inputs: dict[str, list[str]], name: str = "t", *
 def kill_run_midway(config: Path, ready: Callable[[], bool], env: dict | None = None, timeout_s: float = 300,
                     poll_s: float = 0.05) -> None:
     """Start `gristmill run config` in a session of its own, SIGKILL its driver once `ready()`,
-    then the rest of its process group (its private Ray), and wait until none of it is left.
+    then every process of its private Ray (its process group, and the Ray workers, which sit in
+    groups of their own), and wait until none of them is left.
 
     Even so, work the driver handed out may still land for a while (a request a killed worker sent
     that a server finishes): a test counts what is done after this returns and lets a rerun find
     more done than that (`already_done`), never an exact number."""
-    from tests.ray_cluster import group_members
+    from tests.ray_cluster import node_processes
 
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(config)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    started: dict[int, str] = {}
     try:
         deadline = time.time() + timeout_s
         while not ready():
             assert proc.poll() is None, "run ended before it could be killed"
             assert time.time() < deadline
             time.sleep(poll_s)
+        started = _start_times(node_processes({proc.pid}))  # its Ray too, workers in groups of their own
         os.kill(proc.pid, signal.SIGKILL)  # the driver, mid-run
         proc.wait()
     finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # its process group (raylet, GCS, …)
+        except ProcessLookupError:
+            pass
         deadline = time.time() + 120
-        while group_members(proc.pid) and time.time() < deadline:  # then what it left behind
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                break
+        while (left := [p for p, t in _start_times(started).items() if t == started[p]]) and time.time() < deadline:
+            for pid in left:  # the rest, by pid and start time: never a reused pid
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             time.sleep(0.5)
+
+
+def _start_times(pids) -> dict[int, str]:
+    """pid → start time (/proc stat field 22) of those of `pids` still running (not zombies)."""
+    times = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            times[pid] = fields[19]
+    return times
 
 
 def already_done(stdout: str) -> int:

@@ -59,19 +59,46 @@ def group_members(pgid: int) -> list[int]:
     return pids
 
 
+def node_processes(pgids: set[int]) -> set[int]:
+    """The live processes of these process groups and every descendant of them: Ray puts each
+    worker process (and a job's driver) in a process group of its own, under the raylet."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat[0] != "Z":
+            parent[int(entry)] = (int(stat[1]), int(stat[2]))  # (ppid, pgid)
+    found = {pid for pid, (_, pgid) in parent.items() if pgid in pgids}
+    while grown := {pid for pid, (ppid, _) in parent.items() if ppid in found} - found:
+        found |= grown
+    return found
+
+
+def running_task(pgid: int, name: str) -> bool:
+    """Whether a worker process of the node whose group is `pgid` runs task `name` now (Ray titles
+    a worker `ray::<task>` while it runs one): read from /proc, without the state API's delay."""
+    for pid in node_processes({pgid}):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(f"ray::{name}".encode()):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def listeners(pgids: set[int]) -> list[tuple[str, int]]:
-    """(local address, pid) of every listening TCP socket owned by a process of these groups (`ss`)."""
+    """(local address, pid) of every listening TCP socket owned by a process of these groups or
+    their descendants (`ss`)."""
+    ours = node_processes(pgids)
     out = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True, check=True).stdout
     found = []
     for line in out.splitlines():
         local, procs = line.split()[3], line.split("users:", 1)[-1]
-        for pid in map(int, re.findall(r"pid=(\d+)", procs)):
-            try:
-                pgid = os.getpgid(pid)
-            except ProcessLookupError:
-                continue
-            if pgid in pgids:
-                found.append((local, pid))
+        found += [(local, pid) for pid in map(int, re.findall(r"pid=(\d+)", procs)) if pid in ours]
     return found
 
 
