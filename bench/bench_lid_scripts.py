@@ -42,12 +42,8 @@ import pipeline.env  # noqa: F401,E402
 import numpy as np  # noqa: E402
 
 import stages.lid as lid  # noqa: E402
-from bench.bench_pii import CORPORA  # noqa: E402
+from bench.bench_pii import CORPORA, corpus_docs  # noqa: E402
 from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
-from pipeline.config import ExtractConfig  # noqa: E402
-from pipeline.stats import StageStats  # noqa: E402
-from stages.extract import TrafilaturaExtract  # noqa: E402
-from stages.ingest import read_all  # noqa: E402
 
 SETS = ("sentences", "word_pairs", "single_words")
 THRESHOLDS = (0.10, 0.15, 0.20, 0.25, 0.30, 0.40)
@@ -92,23 +88,6 @@ def stage_label(model, text: str, threshold: float = STAGE_THRESHOLD) -> str:
 def lingua(kind: str) -> list[tuple[str, str]]:
     with gzip.open(DATA_DIR / "langid" / f"lingua_{kind}.tsv.gz", "rt", encoding="utf-8") as f:
         return [(row["lang"], row["text"]) for row in csv.DictReader(f, delimiter="\t")]
-
-
-def corpus_docs(pattern: str) -> tuple[list[dict], list[str]]:
-    """bench_pii.corpus_pages, keeping each page's URL: the extracted pages of every file matching
-    `pattern`, and the files read_all could not read or found empty."""
-    docs, unreadable = [], []
-    for path in sorted(DATA_DIR.glob(pattern)):
-        try:
-            read = read_all(str(path))[0]
-        except Exception as e:  # noqa: BLE001 (ingest is another stage's; report, go on)
-            unreadable.append(f"{path.name}: {type(e).__name__}")
-            continue
-        if not read:
-            unreadable.append(f"{path.name}: no documents")
-        docs += read
-    kept = TrafilaturaExtract(ExtractConfig()).run(docs, StageStats(), [])
-    return [{"url": d.get("url"), "text": d["text"]} for d in kept if d.get("text")], unreadable
 
 
 def compare(langs: list[str], before: list[str], after: list[str]) -> dict:

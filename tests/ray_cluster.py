@@ -44,25 +44,9 @@ class RayWorker:
         stop_group(self.pgid, grace_s=10.0, signals=(signal.SIGKILL,))
 
 
-def group_members(pgid: int) -> list[int]:
-    """PIDs of the live (not zombie) processes in process group `pgid`."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat[2]) == pgid and stat[0] != "Z":
-            pids.append(int(entry))
-    return pids
-
-
-def node_processes(pgids: set[int]) -> set[int]:
-    """The live processes of these process groups and every descendant of them: Ray puts each
-    worker process (and a job's driver) in a process group of its own, under the raylet."""
-    parent = {}
+def live_processes() -> dict[int, tuple[int, int]]:
+    """pid → (parent pid, process group) of every live (not zombie) process."""
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -71,9 +55,21 @@ def node_processes(pgids: set[int]) -> set[int]:
         except OSError:
             continue
         if stat[0] != "Z":
-            parent[int(entry)] = (int(stat[1]), int(stat[2]))  # (ppid, pgid)
-    found = {pid for pid, (_, pgid) in parent.items() if pgid in pgids}
-    while grown := {pid for pid, (ppid, _) in parent.items() if ppid in found} - found:
+            table[int(entry)] = (int(stat[1]), int(stat[2]))
+    return table
+
+
+def group_members(pgid: int) -> list[int]:
+    """PIDs of the live (not zombie) processes in process group `pgid`."""
+    return [pid for pid, (_, group) in live_processes().items() if group == pgid]
+
+
+def node_processes(pgids: set[int]) -> set[int]:
+    """The live processes of these process groups and every descendant of them: Ray puts each
+    worker process (and a job's driver) in a process group of its own, under the raylet."""
+    table = live_processes()
+    found = {pid for pid, (_, group) in table.items() if group in pgids}
+    while grown := {pid for pid, (ppid, _) in table.items() if ppid in found} - found:
         found |= grown
     return found
 
