@@ -30,11 +30,11 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import pipeline.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
+import gristmill.core.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
 import yaml
 
-from stages.base import DocStage
-from stages.extract import decode_html, main_content
+from gristmill.stages.base import DocStage
+from gristmill.stages.extract import decode_html, main_content
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.bench_extract import PACKED, Gold, write_bench_input  # noqa: E402
@@ -92,7 +92,7 @@ def pack_real_pages(files: list[Path], dest: Path) -> dict[str, int]:
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
-    from stages.ingest import read_all
+    from gristmill.stages.ingest import read_all
 
     counts = {}
     with open(dest, "wb") as out:
@@ -123,10 +123,10 @@ class Output:
 
 
 def run_gristmill(variant: Variant, inputs: list[Path]) -> Output:
-    from pipeline.config import parse_config
-    from pipeline.shard import build_doc_stages
-    from pipeline.stats import RunStats
-    from stages.ingest import WarcIngest
+    from gristmill.pipeline.config import parse_config
+    from gristmill.pipeline.shard import build_doc_stages
+    from gristmill.core.stats import RunStats
+    from gristmill.stages.ingest import WarcIngest
 
     raw = yaml.safe_load((ROOT / "configs" / "sample.yaml").read_text())
     stages = {k: v for k, v in raw["stages"].items() if k not in ("dedup", "tokenize")}
@@ -167,7 +167,7 @@ def run_datatrove(variant: Variant, inputs: list[Path]) -> Output:
     from datatrove.pipeline.formatters import PIIFormatter
     from datatrove.pipeline.readers import WarcReader
 
-    from stages.lid import lid176_path
+    from gristmill.stages.lid import lid176_path
 
     texts: dict[str, str] = {}
     kept = [0]

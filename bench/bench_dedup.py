@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-import pipeline.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
+import gristmill.core.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
 import numpy as np
 import xxhash
 from datasketch import MinHash
@@ -42,14 +42,14 @@ from bench.dedup_corpus import (  # noqa: E402
     bucket_pairs, character_words, cluster_pairs, clusters_from_rejects, near_duplicate_set, normalised_by,
     pair_scores, replicated_corpus, write_parts,
 )
-from pipeline.config import ExtractConfig, parse_config  # noqa: E402
-from pipeline.stats import StageStats  # noqa: E402
-from stages.dedup import run_dedup, run_in_process  # noqa: E402
-from stages.dedup.minhash import (  # noqa: E402
+from gristmill.pipeline.config import ExtractConfig, parse_config  # noqa: E402
+from gristmill.core.stats import StageStats  # noqa: E402
+from gristmill.stages.dedup import run_dedup, run_in_process  # noqa: E402
+from gristmill.stages.dedup.minhash import (  # noqa: E402
     HAS_CJK, LshParams, normalise, shingle_hashes, shingles, sign, signatures,
 )
-from stages.extract import TrafilaturaExtract  # noqa: E402
-from stages.ingest import read_all  # noqa: E402
+from gristmill.stages.extract import TrafilaturaExtract  # noqa: E402
+from gristmill.stages.ingest import read_all  # noqa: E402
 
 NUM_PERM = 128
 BATCH = 512
@@ -110,7 +110,7 @@ def datatrove_signature():
 
 def signatures_step(texts: list[str]) -> float:
     """Documents per second of the whole signatures task: Parquet part in, sorted index out."""
-    from stages.dedup.signatures import sign_part
+    from gristmill.stages.dedup.signatures import sign_part
 
     out = Path(tempfile.mkdtemp())
     lsh = LshParams.choose(0.8, NUM_PERM, 1, 5, (0.5, 0.5), None, None)
@@ -228,7 +228,7 @@ def _dedup_step(desc: str) -> str:
 
 
 def _noop() -> None:
-    import stages.dedup  # noqa: F401  (what a task imports)
+    import gristmill.stages.dedup  # noqa: F401  (what a task imports)
 
 
 def in_memory_lsh_mb(texts_file: str, copies: int) -> float:
@@ -239,7 +239,7 @@ import json, sys, tracemalloc
 sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
 from datasketch import MinHashLSH, LeanMinHash
 from bench.dedup_corpus import replicated_corpus
-from stages.dedup.minhash import normalise, shingle_hashes, signatures
+from gristmill.stages.dedup.minhash import normalise, shingle_hashes, signatures
 texts = json.load(open({texts_file!r}))
 lsh = MinHashLSH(threshold=0.8, num_perm=128)
 held = 0

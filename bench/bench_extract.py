@@ -31,18 +31,18 @@ from dataclasses import asdict, dataclass, field, replace
 from itertools import repeat
 from pathlib import Path
 
-import pipeline.env  # noqa: F401  (sets HF_HOME and an offline hub: must precede datatrove)
+import gristmill.core.env  # noqa: F401  (sets HF_HOME and an offline hub: must precede datatrove)
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.extractors import Trafilatura
 from datatrove.pipeline.filters import LanguageFilter
 from datatrove.pipeline.readers import WarcReader
 from datatrove.pipeline.writers import JsonlWriter
 
-from pipeline.config import parse_config
-from pipeline.shard import build_doc_stages
-from pipeline.stats import RunStats
-from stages.ingest import WarcIngest
-from stages.lid import lid176_path
+from gristmill.pipeline.config import parse_config
+from gristmill.pipeline.shard import build_doc_stages
+from gristmill.core.stats import RunStats
+from gristmill.stages.ingest import WarcIngest
+from gristmill.stages.lid import lid176_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import (  # noqa: E402

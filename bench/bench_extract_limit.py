@@ -19,12 +19,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pipeline.env  # noqa: F401
+import gristmill.core.env  # noqa: F401
 
-from pipeline.config import ExtractConfig
-from pipeline.stats import StageStats
-from stages.extract import TrafilaturaExtract
-from stages.ingest import read_all
+from gristmill.pipeline.config import ExtractConfig
+from gristmill.core.stats import StageStats
+from gristmill.stages.extract import TrafilaturaExtract
+from gristmill.stages.ingest import read_all
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402

@@ -39,13 +39,13 @@ from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 
-import pipeline.env  # noqa: F401
+import gristmill.core.env  # noqa: F401
 import trafilatura
 
-from pipeline.config import parse_config
-from pipeline.stats import RunStats
-from stages.extract import MARKUP, TrafilaturaExtract, decode_html, main_content, reads_as_article
-from stages.ingest import WarcIngest
+from gristmill.pipeline.config import parse_config
+from gristmill.core.stats import RunStats
+from gristmill.stages.extract import MARKUP, TrafilaturaExtract, decode_html, main_content, reads_as_article
+from gristmill.stages.ingest import WarcIngest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.bench_extract import PACKED, Gold, write_bench_input  # noqa: E402

@@ -31,14 +31,14 @@ from pathlib import Path
 
 import yaml
 
-import pipeline.env  # noqa: F401  (offline hubs before anything loads a model)
-from filters import FILTERS
-from filters.text import TextView
-from filters.toxicity import _host_and_path, domain_candidates
-from pipeline.config import FiltersConfig, parse_config
-from pipeline.shard import build_doc_stages
-from pipeline.stats import RunStats
-from stages.ingest import WarcIngest
+import gristmill.core.env  # noqa: F401  (offline hubs before anything loads a model)
+from gristmill.filters import FILTERS
+from gristmill.filters.text import TextView
+from gristmill.filters.toxicity import _host_and_path, domain_candidates
+from gristmill.pipeline.config import FiltersConfig, parse_config
+from gristmill.pipeline.shard import build_doc_stages
+from gristmill.core.stats import RunStats
+from gristmill.stages.ingest import WarcIngest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `bench` when run as a script
@@ -80,7 +80,7 @@ def sample_filters(compat: str) -> FiltersConfig:
 
 def decide(docs: list[dict], cfg: FiltersConfig) -> list[dict]:
     """Per document: the chain's first objection, and every filter's own reason."""
-    from stages.filters import FilterStage
+    from gristmill.stages.filters import FilterStage
 
     stage, out = FilterStage(cfg), []
     for d in docs:

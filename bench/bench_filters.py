@@ -16,18 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-import pipeline.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
+import gristmill.core.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
 from datatrove.data import Document
 from datatrove.pipeline.filters import (
     C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter,
 )
 
-from filters import FILTERS
-from filters.text import TextView, stop_words
-from pipeline.config import parse_config
-from pipeline.shard import build_doc_stages
-from pipeline.stats import RunStats
-from stages.ingest import WarcIngest
+from gristmill.filters import FILTERS
+from gristmill.filters.text import TextView, stop_words
+from gristmill.pipeline.config import parse_config
+from gristmill.pipeline.shard import build_doc_stages
+from gristmill.core.stats import RunStats
+from gristmill.stages.ingest import WarcIngest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402

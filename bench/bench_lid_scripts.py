@@ -38,10 +38,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
-import pipeline.env  # noqa: F401,E402
+import gristmill.core.env  # noqa: F401,E402
 import numpy as np  # noqa: E402
 
-import stages.lid as lid  # noqa: E402
+import gristmill.stages.lid as lid  # noqa: E402
 from bench.bench_pii import CORPORA, corpus_docs  # noqa: E402
 from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
 

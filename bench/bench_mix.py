@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pipeline.env  # noqa: F401
+import gristmill.core.env  # noqa: F401
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -32,8 +32,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import FreshProcesses, machine_notes, markdown_table, measured, write_json  # noqa: E402
-from pipeline.mix_config import parse_mix  # noqa: E402
-from stages.mix import build_mixture  # noqa: E402
+from gristmill.stages.mix.config import parse_mix  # noqa: E402
+from gristmill.stages.mix import build_mixture  # noqa: E402
 
 SAMPLE = ROOT / "out" / "sample"
 
@@ -123,7 +123,7 @@ def one(copies: int) -> dict:
 
 
 def _noop() -> None:
-    import stages.mix  # noqa: F401  (what a task imports)
+    import gristmill.stages.mix  # noqa: F401  (what a task imports)
 
 
 def main() -> None:

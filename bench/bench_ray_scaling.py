@@ -71,9 +71,9 @@ def in_process(config: str, k: int = 0, n: int = 1) -> dict:
     """Every n-th planned shard from the k-th through `process_shard`, in this process pinned to
     core k: with n = 1 the per-core rate, with n = cores the machine's own scaling without Ray."""
     pin_to_core(k)
-    from pipeline.config import expand_inputs, load_config
-    from pipeline.runner import plan_shards
-    from pipeline.shard import process_shard
+    from gristmill.pipeline.config import expand_inputs, load_config
+    from gristmill.pipeline.runner import plan_shards
+    from gristmill.pipeline.shard import process_shard
 
     cfg = load_config(config)
     shards = plan_shards(expand_inputs(cfg), cfg.stages.ingest.task_bytes, cfg._sizes)[k::n]
@@ -86,7 +86,7 @@ def run_on_ray(config: Path, tree: Path = ROOT) -> dict:
     """`gristmill run CONFIG` in `tree`, as a user runs it; wall clock and the manifest's counts."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(config)], cwd=tree, env=env,
+    proc = subprocess.run([sys.executable, "-m", "gristmill", "run", str(config)], cwd=tree, env=env,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:

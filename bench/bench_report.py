@@ -22,14 +22,14 @@ from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
-import pipeline.env  # noqa: F401
+import gristmill.core.env  # noqa: F401
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import machine_notes, markdown_table, measured, write_json  # noqa: E402
-from stages.write import ROWS_PER_GROUP  # noqa: E402
+from gristmill.core.io import ROWS_PER_GROUP  # noqa: E402
 
 SAMPLE = ROOT / "out" / "sample"
 
@@ -81,7 +81,7 @@ def replicate(copies: int, out: Path, merged: bool) -> Path:
 
 def gristmill_report(run: str) -> tuple[float, float]:
     """(seconds computing the figures, seconds drawing and writing the page)."""
-    from pipeline.report import report_data, write_report
+    from gristmill.report import report_data, write_report
 
     t0 = time.perf_counter()
     data = report_data(run)

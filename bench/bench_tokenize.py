@@ -28,15 +28,15 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import pipeline.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
+import gristmill.core.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
-from stages.token_encoder import load_encoder  # noqa: E402
-from stages.tokenize import load_tokenizer, tokenize_part  # noqa: E402
+from gristmill.stages.token_encoder import load_encoder  # noqa: E402
+from gristmill.stages.tokenize import load_tokenizer, tokenize_part  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DOCS = ROOT / "out" / "sample" / "docs"

@@ -44,8 +44,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
-from filters.text import TextView  # noqa: E402
-from filters.toxicity import (  # noqa: E402
+from gristmill.filters.text import TextView  # noqa: E402
+from gristmill.filters.toxicity import (  # noqa: E402
     BadWords,
     BadWordsParams,
     ToxicityParams,
@@ -308,21 +308,21 @@ _TEMP_CACHE = ("import os, tempfile; _d = tempfile.TemporaryDirectory(); "  # re
                "os.environ['GRISTMILL_CACHE'] = _d.name\n")
 SETUP_SNIPPETS = {
     "url_blocklist, cold (build the UT1 hash array)": (
-        _TEMP_CACHE + "from filters.toxicity import *; t=time.perf_counter(); UrlBlocklist(UrlBlocklistParams(),'en')"),
+        _TEMP_CACHE + "from gristmill.filters.toxicity import *; t=time.perf_counter(); UrlBlocklist(UrlBlocklistParams(),'en')"),
     "url_blocklist, warm (mmap the cached array)": (
-        "from filters.toxicity import *; t=time.perf_counter(); UrlBlocklist(UrlBlocklistParams(),'en')"),
-    "badwords (en)": "from filters.toxicity import *; t=time.perf_counter(); BadWords(BadWordsParams(),'en')",
+        "from gristmill.filters.toxicity import *; t=time.perf_counter(); UrlBlocklist(UrlBlocklistParams(),'en')"),
+    "badwords (en)": "from gristmill.filters.toxicity import *; t=time.perf_counter(); BadWords(BadWordsParams(),'en')",
     "toxicity, cold (unpickle the package's model: imports sklearn)": (
-        _TEMP_CACHE + "from filters.toxicity import *; t=time.perf_counter(); ToxicityScore(ToxicityParams(),'en')"),
+        _TEMP_CACHE + "from gristmill.filters.toxicity import *; t=time.perf_counter(); ToxicityScore(ToxicityParams(),'en')"),
     "toxicity, warm (cached arrays, no sklearn)": (
-        "from filters.toxicity import *; t=time.perf_counter(); ToxicityScore(ToxicityParams(),'en')"),
+        "from gristmill.filters.toxicity import *; t=time.perf_counter(); ToxicityScore(ToxicityParams(),'en')"),
 }
 
 
 def setup_times() -> list[dict]:
     root = Path(__file__).resolve().parent.parent
     # the warm cases need the shared cache to exist: build it first (not timed)
-    subprocess.run([sys.executable, "-c", "from filters.toxicity import *; ut1_lists(); profanity_model()"],
+    subprocess.run([sys.executable, "-c", "from gristmill.filters.toxicity import *; ut1_lists(); profanity_model()"],
                    cwd=root, check=True)
     rows = []
     for name, snippet in SETUP_SNIPPETS.items():

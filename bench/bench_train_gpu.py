@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from trainer.attention import sdpa_backends  # noqa: E402
-from trainer.model import Transformer, model_config  # noqa: E402
-from trainer.parallel import World, device_peak_tflops, parallelize  # noqa: E402
+from gristmill.trainer.attention import sdpa_backends  # noqa: E402
+from gristmill.trainer.model import Transformer, model_config  # noqa: E402
+from gristmill.trainer.parallel import World, device_peak_tflops, parallelize  # noqa: E402
 
 BATCH = {"tiny": 4, "125m": 16, "350m": 8}  # sequences per step: 32k / 16k tokens at 2048
 

@@ -20,13 +20,13 @@ from pathlib import Path
 from warcio.archiveiterator import ArchiveIterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
-import pipeline.env  # noqa: F401,E402
+import gristmill.core.env  # noqa: F401,E402
 from bench.common import DATA_DIR, machine_notes, markdown_table, write_json  # noqa: E402
 from bench.gold import token_f1  # noqa: E402
-from pipeline.config import ExtractConfig  # noqa: E402
-from pipeline.stats import StageStats  # noqa: E402
-from stages.extract import TrafilaturaExtract  # noqa: E402
-from stages.ingest import read_all  # noqa: E402
+from gristmill.pipeline.config import ExtractConfig  # noqa: E402
+from gristmill.core.stats import StageStats  # noqa: E402
+from gristmill.stages.extract import TrafilaturaExtract  # noqa: E402
+from gristmill.stages.ingest import read_all  # noqa: E402
 
 WARC_DIR = DATA_DIR / "warc"
 PAIRS = [  # (the crawl's WARC, its WET)

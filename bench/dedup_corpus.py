@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
-from stages.dedup.minhash import CJK, normalise, shingles
+from gristmill.stages.dedup.minhash import CJK, normalise, shingles
 
 BOILERPLATE = [
     "Home", "News", "Sport", "Business", "Culture", "Opinion", "Sign in", "Subscribe now",
@@ -54,7 +54,7 @@ def character_words(text: str) -> str:
 @contextmanager
 def normalised_by(fn: Callable[[str], str]) -> Iterator[None]:
     """Run dedup and this module's Jaccard with another normalisation (dedup in process only)."""
-    import stages.dedup.minhash as minhash
+    import gristmill.stages.dedup.minhash as minhash
 
     module = sys.modules[__name__]
     saved = minhash.normalise, module.normalise
@@ -244,7 +244,7 @@ def scrapinghub_bodies(data_dir: Path) -> list[str]:
 
 def write_parts(run_dir: str, docs: Iterable[tuple[str, str]], per_part: int, extra: dict | None = None) -> list[int]:
     """Write (id, text) documents as a run's pre_dedup parts of `per_part` rows; their indexes."""
-    from stages.write import PartWriter, schemas
+    from gristmill.core.io import PartWriter, schemas
 
     schema, _ = schemas([])
     parts, writer = [], None
@@ -265,8 +265,8 @@ def bucket_pairs(run_dir: str, parts: list[int]) -> set[frozenset]:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from stages.dedup import records
-    from stages.dedup.layout import Layout
+    from gristmill.stages.dedup import records
+    from gristmill.stages.dedup.layout import Layout
 
     lay = Layout(run_dir)
     ids = {p: pq.read_table(lay.ids_file(p))["id"].to_pylist() for p in parts}
@@ -290,7 +290,7 @@ def datasketch_clusters(texts: dict, threshold: float = 0.8, num_perm: int = 128
     `MinHash(hashfunc=shingle_hash32)` signatures, every document queried, results unioned."""
     from datasketch import MinHash, MinHashLSH
 
-    from stages.dedup.minhash import shingle_hash32
+    from gristmill.stages.dedup.minhash import shingle_hash32
 
     lsh, minhashes = MinHashLSH(threshold=threshold, num_perm=num_perm), {}
     for key, text in texts.items():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import env  # noqa: F401  (Ray on 127.0.0.1, offline hubs: before anything imports ray)
+from gristmill.core import env  # noqa: F401  (Ray on 127.0.0.1, offline hubs: before anything imports ray)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -49,7 +49,7 @@ def kill_run_midway(config: Path, ready: Callable[[], bool], env: dict | None = 
     more done than that (`already_done`), never an exact number."""
     from tests.ray_cluster import node_processes
 
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(config)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "gristmill", "run", str(config)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     started: dict[int, str] = {}
     try:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.trial_node import free_port, ray_start_command, trial_env  # noqa: F401 (free_port: for tests)
+from gristmill.pipeline.trial_node import free_port, ray_start_command, trial_env  # noqa: F401 (free_port: for tests)
 
 
 @dataclass

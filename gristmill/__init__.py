@@ -1,0 +1,1 @@
+"""gristmill: WARC in; clean, deduplicated, tokenized, mixture-sampled shards out."""

@@ -1,0 +1,72 @@
+"""Checkpoints with torch.distributed.checkpoint (DCP): model and optimizer as (sharded) state
+dicts, plus the step, the LR schedule, the loader's position and the metrics written so far.
+
+    <run>/checkpoints/step-000100/   DCP files (every rank writes its shards) + train_state.json
+    <run>/checkpoints/latest         the newest complete checkpoint's name, written last
+
+A checkpoint counts only once `latest` names it, so a kill during a save resumes from the one
+before. A run may come back with another number of processes W': DCP reshards model and optimizer
+to any W', and the loader continues at its global row position (rows consumed by all processes),
+which W' processes continue exactly only when W' divides it (trainer/data.py);
+trainer/train.py:resume_state refuses any other W' before a process group or weights exist. The
+step and the LR schedule go on from the checkpoint's; a new global batch (processes × batch_size)
+is allowed and changes the tokens per step from there on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch.distributed.checkpoint as dcp
+from torch import nn
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.optim import Optimizer
+
+from gristmill.core.io import open_atomic
+from gristmill.trainer.parallel import World, barrier
+
+KEEP = 2  # checkpoints kept on disk
+
+
+def latest_checkpoint(run_dir: str) -> Path | None:
+    """The newest complete checkpoint of a run, if any."""
+    pointer = Path(run_dir) / "checkpoints" / "latest"
+    return pointer.parent / pointer.read_text().strip() if pointer.exists() else None
+
+
+def read_train_state(path: Path) -> dict:
+    """A checkpoint's step, schedule, loader position and tokens per source (no weights)."""
+    return json.loads((path / "train_state.json").read_text())
+
+
+class Checkpointer:
+    def __init__(self, run_dir: str, world: World):
+        self.run_dir, self.root = run_dir, Path(run_dir) / "checkpoints"
+        self.world = world
+
+    def latest(self) -> Path | None:
+        return latest_checkpoint(self.run_dir)
+
+    def save(self, step: int, model: nn.Module, optimizer: Optimizer, train_state: dict) -> Path:
+        path = self.root / f"step-{step:06d}"
+        model_sd, optim_sd = get_state_dict(model, optimizer)
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path))
+        barrier(self.world)
+        if self.world.main:
+            with open_atomic(str(path / "train_state.json"), "w") as f:
+                json.dump({"step": step, **train_state}, f)
+            with open_atomic(str(self.root / "latest"), "w") as f:
+                f.write(path.name)
+            for old in sorted(self.root.glob("step-*"))[:-KEEP]:
+                shutil.rmtree(old, ignore_errors=True)
+        barrier(self.world)
+        return path
+
+    def load(self, path: Path, model: nn.Module, optimizer: Optimizer) -> None:
+        """Restore model and optimizer in place from the checkpoint at `path`, resharded to this world."""
+        model_sd, optim_sd = get_state_dict(model, optimizer)
+        state = {"model": model_sd, "optim": optim_sd}
+        dcp.load(state, checkpoint_id=str(path))
+        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
