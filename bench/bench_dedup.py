@@ -42,7 +42,8 @@ from bench.dedup_corpus import (  # noqa: E402
     bucket_pairs, character_words, cluster_pairs, clusters_from_rejects, near_duplicate_set, normalised_by,
     pair_scores, replicated_corpus, write_parts,
 )
-from gristmill.pipeline.config import ExtractConfig, parse_config  # noqa: E402
+from gristmill.pipeline.config import parse_config  # noqa: E402
+from gristmill.stages.extract import ExtractConfig  # noqa: E402
 from gristmill.core.stats import StageStats  # noqa: E402
 from gristmill.stages.dedup import run_dedup, run_in_process  # noqa: E402
 from gristmill.stages.dedup.minhash import (  # noqa: E402

@@ -17,7 +17,7 @@ papers' definitions.
   `url_blocklist.allow_domains` name domains, a page it spares counts as dropped in the held-out
   figure unless the same allowed domain spares a page of the other half.
 - Blocklist: every page the UT1 lists or URL words hit, with its domain and whether the
-  allow-list spares it (the bundled lists carry no UT1 category: see filters/toxicity.py).
+  allow-list spares it (the bundled lists carry no UT1 category: see filters/url_blocklist.py).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from pathlib import Path
 import yaml
 
 import gristmill.core.env  # noqa: F401  (offline hubs before anything loads a model)
-from gristmill.filters import FILTERS
 from gristmill.filters.text import TextView
-from gristmill.filters.toxicity import _host_and_path, domain_candidates
-from gristmill.pipeline.config import FiltersConfig, parse_config
+from gristmill.filters.url_blocklist import _host_and_path, domain_candidates
+from gristmill.pipeline.config import parse_config
+from gristmill.stages.filters import FiltersConfig
 from gristmill.pipeline.shard import build_doc_stages
 from gristmill.core.stats import RunStats
 from gristmill.stages.ingest import WarcIngest

@@ -1,4 +1,5 @@
-"""Toxicity filters (filters/toxicity.py): precision/recall of the drop decision, and speed.
+"""Toxicity filters (filters/url_blocklist.py, bad_words.py, toxicity.py): precision/recall of the
+drop decision, and speed.
 
     python bench/bench_toxicity.py [--out bench/results/toxicity.json] [--repeats 3]
 
@@ -45,16 +46,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
 from gristmill.filters.text import TextView  # noqa: E402
-from gristmill.filters.toxicity import (  # noqa: E402
-    BadWords,
-    BadWordsParams,
-    ToxicityParams,
-    ToxicityScore,
-    UrlBlocklist,
-    UrlBlocklistParams,
-    available_languages,
-    base_language,
-)
+from gristmill.filters.bad_words import BadWords, BadWordsParams, available_languages, base_language  # noqa: E402
+from gristmill.filters.toxicity import ToxicityParams, ToxicityScore  # noqa: E402
+from gristmill.filters.url_blocklist import UrlBlocklist, UrlBlocklistParams  # noqa: E402
 
 TOX = DATA_DIR / "toxicity"
 BADWORDS_SWEEP = [0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15]
@@ -306,24 +300,28 @@ def speed(comments: list[str], articles: list[str], urls: list[str], repeats: in
 
 _TEMP_CACHE = ("import os, tempfile; _d = tempfile.TemporaryDirectory(); "  # removed at exit
                "os.environ['GRISTMILL_CACHE'] = _d.name\n")
+_URL = "from gristmill.filters.url_blocklist import UrlBlocklist, UrlBlocklistParams; "
+_BAD = "from gristmill.filters.bad_words import BadWords, BadWordsParams; "
+_TOX = "from gristmill.filters.toxicity import ToxicityParams, ToxicityScore; "
 SETUP_SNIPPETS = {
     "url_blocklist, cold (build the UT1 hash array)": (
-        _TEMP_CACHE + "from gristmill.filters.toxicity import *; t=time.perf_counter(); UrlBlocklist(UrlBlocklistParams(),'en')"),
+        _TEMP_CACHE + _URL + "t=time.perf_counter(); UrlBlocklist(UrlBlocklistParams(),'en')"),
     "url_blocklist, warm (mmap the cached array)": (
-        "from gristmill.filters.toxicity import *; t=time.perf_counter(); UrlBlocklist(UrlBlocklistParams(),'en')"),
-    "badwords (en)": "from gristmill.filters.toxicity import *; t=time.perf_counter(); BadWords(BadWordsParams(),'en')",
+        _URL + "t=time.perf_counter(); UrlBlocklist(UrlBlocklistParams(),'en')"),
+    "badwords (en)": _BAD + "t=time.perf_counter(); BadWords(BadWordsParams(),'en')",
     "toxicity, cold (unpickle the package's model: imports sklearn)": (
-        _TEMP_CACHE + "from gristmill.filters.toxicity import *; t=time.perf_counter(); ToxicityScore(ToxicityParams(),'en')"),
+        _TEMP_CACHE + _TOX + "t=time.perf_counter(); ToxicityScore(ToxicityParams(),'en')"),
     "toxicity, warm (cached arrays, no sklearn)": (
-        "from gristmill.filters.toxicity import *; t=time.perf_counter(); ToxicityScore(ToxicityParams(),'en')"),
+        _TOX + "t=time.perf_counter(); ToxicityScore(ToxicityParams(),'en')"),
 }
 
 
 def setup_times() -> list[dict]:
     root = Path(__file__).resolve().parent.parent
     # the warm cases need the shared cache to exist: build it first (not timed)
-    subprocess.run([sys.executable, "-c", "from gristmill.filters.toxicity import *; ut1_lists(); profanity_model()"],
-                   cwd=root, check=True)
+    warm = ("from gristmill.filters.url_blocklist import ut1_lists; "
+            "from gristmill.filters.toxicity import profanity_model; ut1_lists(); profanity_model()")
+    subprocess.run([sys.executable, "-c", warm], cwd=root, check=True)
     rows = []
     for name, snippet in SETUP_SNIPPETS.items():
         # peak RSS from VmHWM: ru_maxrss would carry over this (forking) process's peak across exec

@@ -244,7 +244,8 @@ def scrapinghub_bodies(data_dir: Path) -> list[str]:
 
 def write_parts(run_dir: str, docs: Iterable[tuple[str, str]], per_part: int, extra: dict | None = None) -> list[int]:
     """Write (id, text) documents as a run's pre_dedup parts of `per_part` rows; their indexes."""
-    from gristmill.core.io import PartWriter, schemas
+    from gristmill.core.data import schemas
+    from gristmill.core.io import PartWriter
 
     schema, _ = schemas([])
     parts, writer = [], None

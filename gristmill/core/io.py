@@ -1,8 +1,13 @@
-"""Parquet parts for kept and rejected documents, written atomically (temp name, then rename)."""
+"""Storage: reads and atomic writes at any fsspec URL (local disk, S3, GCS…).
+
+Everything is written under a temp name and renamed into place when complete, so that a reader
+never sees half a file and a killed writer leaves only a `.tmp-*` file (removed by the next run).
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,30 +17,6 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DOC_SCHEMA = pa.schema([
-    ("id", pa.string()),  # sha1 of WARC-Record-ID (or of url + date), 20 hex chars
-    ("source", pa.string()),  # the input's name in the config
-    ("url", pa.string()),
-    ("domain", pa.string()),
-    ("warc_record_id", pa.string()),
-    ("warc_date", pa.timestamp("ms", tz="UTC")),  # Parquet has no second unit
-    ("charset", pa.string()),  # the charset the HTML was decoded with
-    ("html_bytes", pa.int64()),
-    ("text", pa.string()),
-    ("language", pa.string()),
-    ("language_score", pa.float32()),
-])
-REJECT_FIELDS = [
-    pa.field("reject_stage", pa.string()),
-    pa.field("reject_reason", pa.string()),
-    pa.field("duplicate_of", pa.string()),  # dedup: the id of the document kept in its place
-]
-
-
-def schemas(extra: list[pa.Field]) -> tuple[pa.Schema, pa.Schema]:
-    """(documents, rejects) schemas with the stages' extra columns (filter signals…)."""
-    docs = pa.schema([*DOC_SCHEMA, *extra])
-    return docs, pa.schema([*docs, *REJECT_FIELDS])
 ROWS_PER_GROUP = 2000
 
 # Object stores: no listing is cached. s3fs and gcsfs otherwise answer `exists`, `open` and globs
@@ -71,9 +52,23 @@ def open_atomic(path: str, mode: str = "wb") -> Iterator[IO]:
     commit(fs, tmp, p)
 
 
+def protocol(fs: fsspec.AbstractFileSystem) -> str:
+    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return protocol(fs) in ("file", "local")
+
+
 def exists(path: str) -> bool:
     fs, p = fsspec.core.url_to_fs(path)
     return fs.exists(p)
+
+
+def copy_atomic(source: str, dest: str) -> None:
+    """Copy a file between any two fsspec URLs; `dest` appears complete or not at all."""
+    with fsspec.open(source, "rb") as src, open_atomic(dest) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def write_json_atomic(path: str, obj: Any) -> None:

@@ -51,7 +51,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,7 +65,7 @@ from pydantic import Field
 
 from gristmill.filters.base import DocFilter, FilterParams, Limit
 from gristmill.filters.text import TextView
-from gristmill.core.io import commit, temp_path, write_json_atomic
+from gristmill.core.io import copy_atomic, is_local, write_json_atomic
 
 fasttext.FastText.eprint = lambda *a, **k: None  # silence the load_model deprecation banner
 
@@ -262,26 +261,6 @@ def _train_fasttext(params: dict, out: str) -> None:
         raise QualityModelError(f"fastText training failed: {tail}{hint}")
 
 
-def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
-    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
-
-
-def _publish(local: str, out_path: str) -> None:
-    """Put the trained model at `out_path` (any fsspec URL) under a temp name, then rename it."""
-    fs, final = fsspec.core.url_to_fs(out_path)
-    tmp = temp_path(final)
-    if _is_local(fs):
-        Path(final).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            shutil.copyfile(local, tmp)
-            os.replace(tmp, final)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    else:
-        fs.put_file(local, tmp)
-        commit(fs, tmp, final)
-
-
 def train_quality_model(
     positives: list[str],
     negatives: list[str],
@@ -376,7 +355,7 @@ def train_quality_model(
             if max(scores) - min(scores) < 0.1:
                 log("warning: validation scores barely move from their mean; the model is undertrained: "
                     "raise epochs or lr (small sets need e.g. 25 epochs at lr 0.5)")
-        _publish(f"{d}/model.bin", out_path)
+        copy_atomic(f"{d}/model.bin", out_path)
     meta = {
         "format": FORMAT,
         "model": out_path,
@@ -401,16 +380,13 @@ def _local_copy(path: str) -> str:
     """fastText loads local files only: a remote model is downloaded once a machine into the temp
     dir, under a name that changes when the file does (fsspec's `ukey`)."""
     fs, p = fsspec.core.url_to_fs(path)
-    if _is_local(fs):
+    if is_local(fs):
         return p
     key = f"{path} {fs.ukey(p)}"
     local = Path(tempfile.gettempdir()) / "gristmill-models" / (
         hashlib.sha1(key.encode()).hexdigest()[:16] + "-" + p.rsplit("/", 1)[-1])
     if not local.exists():
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".tmp-{os.getpid()}-{local.name}")
-        fs.get_file(p, str(tmp))
-        os.replace(tmp, local)
+        copy_atomic(path, str(local))
     return str(local)
 
 

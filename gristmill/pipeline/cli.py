@@ -9,15 +9,15 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import fsspec
 import yaml
 
 from gristmill.core import env  # noqa: F401
-from gristmill.pipeline.config import ConfigError, expand_inputs, load_config
+from gristmill.core.config import ConfigError
+from gristmill.pipeline.config import expand_inputs, load_config
 from gristmill.core.version import code_version
-from gristmill.core.io import open_atomic
+from gristmill.core.io import exists, open_atomic, read_json
 
 START_DIR = os.getcwd()  # a Ray job's driver runs in its working_dir, which a runtime-env agent may remove
 
@@ -53,8 +53,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         manifest = run_pipeline(cfg, address=args.address)
     print(_summary(manifest))
     if manifest["status"] == "done" and cfg.mix is not None:
-        from gristmill.core.io import read_json
-
         print(mix_summary(read_json(f"{cfg.mix.mix_dir}/mix.json"), cfg.mix.mix_dir))
     return 0 if manifest["status"] == "done" else 1
 
@@ -176,7 +174,6 @@ def mix_summary(m: dict, mix_dir: str) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     """report.json + report.html for a run (and its mixture), optionally against another run."""
     from gristmill.report import report_data, write_report
-    from gristmill.core.io import exists
 
     run_dir, mix_dir = _run_dir(args.run), _mix_dir(args.mix) if args.mix else None
     if not exists(f"{run_dir}/manifest.json"):

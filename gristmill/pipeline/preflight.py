@@ -7,7 +7,8 @@ key that names the path.
 
 from __future__ import annotations
 
-from gristmill.pipeline.config import Config, ConfigError
+from gristmill.core.config import ConfigError
+from gristmill.pipeline.config import Config
 from gristmill.core.io import exists
 
 

@@ -11,15 +11,18 @@ import fsspec
 import ray
 from tqdm import tqdm
 
-from gristmill.pipeline.config import Config, ConfigError, expand_inputs
+from gristmill.core.config import ConfigError
+from gristmill.core.io import exists, read_json, write_json_atomic
+from gristmill.core.layout import Shard, manifest_path, stats_path
+from gristmill.core.stats import RunStats
+from gristmill.core.version import code_version
+from gristmill.pipeline.config import Config, expand_inputs
 from gristmill.pipeline.preflight import check_paths
 from gristmill.pipeline.ray_session import Interrupted, choose_address, connect, raise_if_interrupted
-from gristmill.core.version import code_version
-from gristmill.pipeline.shard import Shard, docs_path, process_shard, stats_path
-from gristmill.core.stats import RunStats
-from gristmill.stages import tokenize
+from gristmill.pipeline.shard import process_shard
+from gristmill.stages.base import RunContext
+from gristmill.stages.mix import MixFailed, build_mixture, prepare
 from gristmill.stages.ranges import ByteRange, plan_ranges
-from gristmill.core.io import exists, read_json, write_json_atomic
 
 RESUME_KEYS = ("run", "inputs", "stages")  # what must not change between a run and its rerun
 WAIT_S = 1.0  # the driver wakes at least this often, so that a signal is handled promptly
@@ -72,10 +75,10 @@ def run_tasks(fn: Callable, args: Iterable[tuple], total: int, limit: int, desc:
     return results, failed
 
 
-def check_resume(manifest_path: str, cfg: Config, inputs: dict[str, list[str]]) -> dict | None:
-    if not exists(manifest_path):
+def check_resume(path: str, cfg: Config, inputs: dict[str, list[str]]) -> dict | None:
+    if not exists(path):
         return None
-    old = read_json(manifest_path)
+    old = read_json(path)
     snap = cfg.snapshot()
     changed = [k for k in RESUME_KEYS if old.get("config", {}).get(k) != snap[k]]
     if old.get("inputs") != inputs:
@@ -104,8 +107,8 @@ def run_pipeline(cfg: Config, address: str | None = None) -> dict:
     inputs = expand_inputs(cfg)
     check_paths(cfg)
     run_dir = cfg.run_dir
-    manifest_path = f"{run_dir}/manifest.json"
-    previous = check_resume(manifest_path, cfg, inputs)
+    manifest_file = manifest_path(run_dir)
+    previous = check_resume(manifest_file, cfg, inputs)
     print(connect(choose_address(address, cfg.execution.address), cfg.execution.num_cpus,
                   cfg.execution.connect_timeout_s), flush=True)
     raise_if_interrupted()  # a signal that came while Ray started (inside Ray's code it only set a flag)
@@ -120,21 +123,21 @@ def run_pipeline(cfg: Config, address: str | None = None) -> dict:
         "inputs": inputs,
         "parts": len(shards),
     }
-    write_json_atomic(manifest_path, manifest)
+    write_json_atomic(manifest_file, manifest)
     try:
         manifest.update(_run(cfg, shards, manifest["code_version"]))
     except BaseException as e:  # an error or a signal: say so in the manifest, then let it go on
         manifest.update(status="interrupted" if isinstance(e, (Interrupted, KeyboardInterrupt)) else "failed",
                         error=f"{type(e).__name__}: {e}".strip(), finished_at=_now(),
                         seconds=round(time.time() - started, 2))
-        write_json_atomic(manifest_path, manifest)
+        write_json_atomic(manifest_file, manifest)
         raise
     manifest.update(finished_at=_now(), seconds=round(time.time() - started, 2))
     if manifest["status"] == "done":  # what an attempt lost on a dead node may have left mid-write
         manifest["stale_temp_files_removed"] += _clean_temp_files(run_dir)
     if _nothing_done(previous, manifest):  # a no-op rerun keeps the times of the run that did the work
         manifest.update({k: previous[k] for k in ("finished_at", "seconds", "totals") if k in previous})
-    write_json_atomic(manifest_path, manifest)
+    write_json_atomic(manifest_file, manifest)
     return manifest
 
 
@@ -168,16 +171,10 @@ def _run(cfg: Config, shards: list[Shard], version: str) -> dict:
             stats.merge(RunStats.from_dict(read_json(stats_path(run_dir, s.part))["stats"]))
     outputs = {"docs": f"{run_dir}/docs", "rejects": f"{run_dir}/rejects", "stats": f"{run_dir}/stats"}
 
-    if not failures and cfg.stages.dedup is not None:
-        from gristmill.stages.dedup import run_dedup
-
-        dedup_stats, dedup_failures = run_dedup(cfg, [s.index for s in shards], ray_execute(limit, progress))
-        failures += dedup_failures
-        stats.stages["dedup"] = dedup_stats
-        outputs["dedup"] = f"{run_dir}/dedup"
-
-    if not failures and cfg.stages.tokenize is not None:
-        failures += _tokenize(cfg, shards, stats, limit, progress, outputs)
+    context = RunContext(run_dir, cfg.stages, shards, ray_execute(limit, progress), stats, outputs)
+    for spec in cfg.specs:  # the whole-run stages, in run order, each once the one before succeeded
+        if spec.kind == "run" and not failures:
+            failures += spec.build(context)
 
     if not failures and cfg.mix is not None:
         failures += _mixture(cfg, limit, progress, outputs)
@@ -193,45 +190,8 @@ def _run(cfg: Config, shards: list[Shard], version: str) -> dict:
     }
 
 
-def _tokenize(cfg: Config, shards: list[Shard], stats: RunStats, limit: int, progress: bool,
-              outputs: dict) -> list[dict]:
-    """Train (unless given) the tokenizer, then write the token shards not yet written;
-    returns the failures."""
-    tcfg = cfg.stages.tokenize
-    run_dir = cfg.run_dir
-    t0 = time.perf_counter()
-    parts = [docs_path(run_dir, s.part) for s in shards]
-    tok_path = tcfg.tokenizer or f"{run_dir}/tokenizer.json"
-    if tcfg.tokenizer is None and not exists(tok_path):
-        last = _last_writer(stats)
-        total = stats.stages[last].bytes_out if last else 0
-        train = ray.remote(num_cpus=1)(tokenize.train_tokenizer)
-        if failed := run_tasks(train, [(parts, total, tcfg, tok_path)], 1, 1, "tokenizer", progress)[1]:
-            return [{"stage": "tokenizer_training", "part": None, "input": None, "error": failed[0][1]}]
-    prefixes = [f"{run_dir}/tokens/{s.source}/shard-{s.index:05d}" for s in shards]
-    todo = [(part, tok_path, prefix, s.source, tcfg.eos_token)
-            for part, prefix, s in zip(parts, prefixes, shards)
-            if not exists(prefix + ".json")]
-    task = ray.remote(num_cpus=1, max_retries=2)(tokenize.tokenize_part)
-    _, failed = run_tasks(task, todo, len(todo), limit, "tokenize", progress)
-    if failed:
-        return [{"stage": "tokenize", "part": a[0], "input": a[0], "error": err} for a, err in failed]
-    st = stats.stage("tokenize")
-    for prefix in prefixes:
-        meta = read_json(prefix + ".json")
-        st.docs_in += meta["n_docs"]
-        st.docs_out += meta["n_docs"]
-        st.bytes_in += meta["text_bytes"]
-        st.events["tokens"] += meta["n_tokens"]
-    st.seconds += time.perf_counter() - t0
-    outputs.update(tokenizer=tok_path, tokens=f"{run_dir}/tokens")
-    return []
-
-
 def _mixture(cfg: Config, limit: int, progress: bool, outputs: dict) -> list[dict]:
     """The config's `mixture` over this run (and any others it names), once the run is done."""
-    from gristmill.stages.mix import MixFailed, build_mixture, prepare
-
     try:
         build_mixture(cfg.mix, ray_execute(limit, progress), prepare(cfg.mix, finishing=cfg.run_dir))
     except (MixFailed, ConfigError) as e:
@@ -241,7 +201,7 @@ def _mixture(cfg: Config, limit: int, progress: bool, outputs: dict) -> list[dic
 
 
 def ray_execute(limit: int, progress: bool):
-    """The dedup steps' executor: each call runs its tasks on Ray, at most `limit` in flight."""
+    """The whole-run stages' executor: each call runs its tasks on Ray, at most `limit` in flight."""
     def execute(fn: Callable, args: list[tuple], desc: str) -> tuple[list, list[tuple[tuple, str]]]:
         return run_tasks(ray.remote(num_cpus=1, max_retries=2)(fn), args, len(args), limit, desc, progress)
     return execute

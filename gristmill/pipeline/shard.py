@@ -7,69 +7,31 @@ The part's stats file is written last: its existence marks the shard done, so a 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
-from gristmill.pipeline.config import Config
+from gristmill.core.data import schemas
+from gristmill.core.io import PartWriter, write_json_atomic
+from gristmill.core.layout import Shard, docs_path, pre_dedup_path, rejects_path, stats_path
 from gristmill.core.stats import RunStats
+from gristmill.pipeline.config import Config
 from gristmill.stages.base import DocStage
-from gristmill.stages.extract import TrafilaturaExtract
 from gristmill.stages.ingest import WarcIngest
-from gristmill.core.io import PartWriter, schemas, write_json_atomic
-
-
-@dataclass(frozen=True)
-class Shard:
-    index: int
-    source: str
-    path: str
-    start: int = 0  # the byte range whose records this shard reads (stages/ranges.py)
-    end: int | None = None
-    size: int = 0  # bytes in the range
-
-    @property
-    def part(self) -> str:
-        return f"part-{self.index:05d}"
-
-
-def docs_path(run_dir: str, part: str) -> str:
-    return f"{run_dir}/docs/{part}.parquet"
 
 
 def fused_docs_path(cfg: Config, part: str) -> str:
     """Where the per-document stages write: docs/, or pre_dedup/ when dedup comes after them."""
     if cfg.stages.dedup is None:
         return docs_path(cfg.run_dir, part)
-    return f"{cfg.run_dir}/pre_dedup/{part}.parquet"
-
-
-def rejects_path(run_dir: str, part: str) -> str:
-    return f"{run_dir}/rejects/{part}.parquet"
-
-
-def stats_path(run_dir: str, part: str) -> str:
-    return f"{run_dir}/stats/{part}.json"
+    return pre_dedup_path(cfg.run_dir, part)
 
 
 def build_doc_stages(cfg: Config) -> list[DocStage]:
-    """The per-document chain after ingest, cheapest drops first."""
-    from gristmill.stages.lid import FastTextLid, LanguagePrecheck
-
-    lid = cfg.stages.lid
-    chain: list[DocStage] = []
-    if lid is not None and lid.languages and lid.precheck:
-        chain.append(LanguagePrecheck(lid))
-    chain.append(TrafilaturaExtract(cfg.stages.extract))
-    if lid is not None:
-        chain.append(FastTextLid(lid))
-    if cfg.stages.filters is not None:
-        from gristmill.stages.filters import FilterStage
-
-        chain.append(FilterStage(cfg.stages.filters))
-    if cfg.stages.pii is not None:
-        from gristmill.stages.pii import PiiScrub
-
-        chain.append(PiiScrub(cfg.stages.pii))
-    return chain
+    """The per-document chain after ingest, from the registry: every stage's cheap precheck
+    (cheapest drops first), then the stages in run order."""
+    document = [s for s in cfg.specs if s.kind == "document"]
+    config = lambda s: getattr(cfg.stages, s.name)  # noqa: E731
+    prechecks = [s.precheck(config(s)) for s in document if s.precheck is not None]
+    stages = [s.build(config(s)) for s in document if s.build is not None]
+    return [stage for stage in (*prechecks, *stages) if stage is not None]
 
 
 class _Discard:
@@ -86,12 +48,11 @@ class _Discard:
 
 
 def process_shard(cfg: Config, shard: Shard, code_version: str = "") -> dict:
-    """Run ingest → [lid precheck] → extract → [lid] → write for one file; returns its stats."""
+    """Run ingest → the chain (build_doc_stages) → write for one shard; returns its stats."""
     t0 = time.time()
     run_dir = cfg.run_dir
     stats = RunStats()
-    compression = cfg.stages.write.compression
-    compression = None if compression == "none" else compression
+    compression = cfg.stages.write.codec
     chain = build_doc_stages(cfg)
     doc_schema, reject_schema = schemas([f for stage in chain for f in stage.columns()])
     docs = PartWriter(fused_docs_path(cfg, shard.part), doc_schema, compression)

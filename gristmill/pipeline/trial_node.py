@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gristmill.pipeline.config import ConfigError
+from gristmill.core.config import ConfigError
 
 ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 PGID_FILE = "gristmill-node.pgid"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -285,7 +284,7 @@ def filter_limits(config: dict) -> list[dict]:
     """Every configured threshold that maps one signal to one drop reason (the default chain;
     `other_languages` lists the languages with chains of their own)."""
     from gristmill.filters import FILTERS
-    from gristmill.pipeline.config import FiltersConfig
+    from gristmill.stages.filters import FiltersConfig
 
     raw = config.get("stages", {}).get("filters")
     if not raw:
@@ -307,9 +306,3 @@ def read_mix(mix_dir: str | None) -> dict | None:
         return None
     return read_json(f"{mix_dir}/mix.json")
 
-
-_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def slug(text: str) -> str:
-    return _SLUG.sub("-", text.lower()).strip("-")

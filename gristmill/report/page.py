@@ -8,6 +8,8 @@ past escaping still could not run or call out. Sections of stages that did not r
 from __future__ import annotations
 
 from gristmill.report import plots
+from gristmill.report.compare import render_compare
+from gristmill.report.markup import number, percent, plot, table
 from gristmill.report.text import escape, href
 
 PREVIEW_CHARS = 600  # a sample's text shown at once; the rest behind a <details>
@@ -51,7 +53,7 @@ def render(data: dict) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>gristmill report: {escape(str(run['run']))}</title><style>{CSS}</style></head>
 <body><header><h1>Data report: run {escape(str(run['run']))}</h1>
-<div>{escape(str(run.get('status')))} · {_n(run.get('documents') or 0)} documents kept · finished {escape(str(run.get('finished_at')))}
+<div>{escape(str(run.get('status')))} · {number(run.get('documents') or 0)} documents kept · finished {escape(str(run.get('finished_at')))}
 · code {escape(str(run.get('code_version')))} · <span class="note">{escape(run['dir'])}</span></div></header>
 <nav>{nav}</nav><main>{body}</main></body></html>
 """
@@ -64,25 +66,6 @@ def series_names(data: dict) -> set[str]:
     return names | {name for kind in ("train", "validation") for name in t.get(kind, {}).get("by_source", {})}
 
 
-def _n(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:.3g}"
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%" if x < 0.1 else f"{100 * x:.1f}%"
-
-
-def _table(headers: list[str], rows: list[list], left: tuple[int, ...] = (0,)) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td class="l">{c}</td>' if i in left and i else f"<td>{c}</td>"
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _plot(svg: str) -> str:
-    return f'<div class="plot">{svg}</div>'
-
-
 def _funnel(d: dict):
     f = d["funnel"]
     if not f:
@@ -91,10 +74,10 @@ def _funnel(d: dict):
     values = [f[0]["docs_in"]] + [r["docs_out"] for r in f]
     svg = plots.hbar(labels, {"documents": values}, "Documents left after each stage", "documents",
                      empty="no documents read")
-    rows = [[escape(r["stage"]), _n(r["docs_in"]), _n(r["docs_out"]), _n(r["dropped"]),
-             _pct(r["dropped"] / r["docs_in"]) if r["docs_in"] else "—",
+    rows = [[escape(r["stage"]), number(r["docs_in"]), number(r["docs_out"]), number(r["dropped"]),
+             percent(r["dropped"] / r["docs_in"]) if r["docs_in"] else "—",
              f"{r['bytes_in'] / 2**20:,.1f}", f"{r['bytes_out'] / 2**20:,.1f}"] for r in f]
-    return "funnel", "Funnel", _plot(svg) + _table(
+    return "funnel", "Funnel", plot(svg) + table(
         ["stage", "docs in", "docs out", "dropped", "drop rate", "MB in", "MB out"], rows) + \
         '<p class="note">Bytes: HTML into extraction, text after it.</p>'
 
@@ -106,9 +89,10 @@ def _drops(d: dict):
     top = drops[:25]
     svg = plots.hbar([f"{r['stage']}: {r['reason']}" for r in top], {"documents": [r["docs"] for r in top]},
                      "Documents dropped, by stage and reason (largest 25)", "documents dropped")
-    rows = [[escape(r["stage"]), escape(r["reason"]), _n(r["docs"]), _pct(r["share_of_stage_input"])] for r in drops]
-    return "drops", "Drops by reason", _plot(svg) + _table(["stage", "reason", "documents", "of the stage's input"],
-                                                            rows, left=(0, 1))
+    rows = [[escape(r["stage"]), escape(r["reason"]), number(r["docs"]), percent(r["share_of_stage_input"])]
+            for r in drops]
+    return "drops", "Drops by reason", plot(svg) + table(["stage", "reason", "documents", "of the stage's input"],
+                                                          rows, left=(0, 1))
 
 
 def _languages(d: dict):
@@ -118,8 +102,8 @@ def _languages(d: dict):
     top = langs[:20]
     svg = plots.hbar([r["language"] for r in top], {"documents": [r["docs"] for r in top]},
                      "Kept documents by language (top 20)", "documents")
-    rows = [[escape(r["language"]), _n(r["docs"]), _pct(r["share"]), _n(r["chars"])] for r in langs]
-    return "languages", "Languages", _plot(svg) + _table(["language", "documents", "share", "characters"], rows)
+    rows = [[escape(r["language"]), number(r["docs"]), percent(r["share"]), number(r["chars"])] for r in langs]
+    return "languages", "Languages", plot(svg) + table(["language", "documents", "share", "characters"], rows)
 
 
 def _domains(d: dict):
@@ -128,8 +112,8 @@ def _domains(d: dict):
         return None
     parts = []
     for key, title in (("kept", "Top domains kept"), ("dropped", "Top domains dropped (any stage)")):
-        rows = [[escape(r["domain"]), _n(r["docs"])] for r in dom[key]]
-        parts.append(f"<div><h3>{title}</h3>{_table(['domain', 'documents'], rows)}</div>")
+        rows = [[escape(r["domain"]), number(r["docs"])] for r in dom[key]]
+        parts.append(f"<div><h3>{title}</h3>{table(['domain', 'documents'], rows)}</div>")
     note = "" if dom["exact"] else '<p class="note">Counts are lower bounds (too many domains to count all).</p>'
     return "domains", "Domains", f'<div class="grid">{"".join(parts)}</div>{note}'
 
@@ -141,10 +125,10 @@ def _lengths(d: dict):
         if not h or not any(sum(c) for c in h["counts"].values()):
             continue
         q = h.get("quantiles", {}).get("kept", {})
-        out.append(_plot(plots.histogram(h["edges"], h["counts"], f"Kept document length in {unit}",
-                                         f"{unit} per document (log scale)", logx=True)))
-        out.append(f'<p class="note">median ≈ {_n(q.get("p50", 0))}, p90 ≈ {_n(q.get("p90", 0))}, '
-                   f'p99 ≈ {_n(q.get("p99", 0))} {key} (bin upper edges, 10 bins per decade)</p>')
+        out.append(plot(plots.histogram(h["edges"], h["counts"], f"Kept document length in {unit}",
+                                        f"{unit} per document (log scale)", logx=True)))
+        out.append(f'<p class="note">median ≈ {number(q.get("p50", 0))}, p90 ≈ {number(q.get("p90", 0))}, '
+                   f'p99 ≈ {number(q.get("p99", 0))} {key} (bin upper edges, 10 bins per decade)</p>')
     return ("lengths", "Document length", "".join(out)) if out else None
 
 
@@ -154,21 +138,22 @@ def _signals(d: dict):
         return None
     cells, rows = [], []
     for s in sigs:
-        lines = [(lim["value"], f"{lim['op']} {lim['value']:g}: drops {_pct(lim['share'])}") for lim in s["limits"]]
+        lines = [(lim["value"], f"{lim['op']} {lim['value']:g}: drops {percent(lim['share'])}")
+                 for lim in s["limits"]]
         logx = s["edges"][0] == 0 and len(s["edges"]) > 2 and s["edges"][2] / max(s["edges"][1], 1e-9) > 1.05 \
             and s["edges"][-1] > 1000
-        cells.append(_plot(plots.histogram(s["edges"], s["counts"], s["column"], plots.signal_unit(s["column"]),
-                                           lines, logx=logx, small=True)))
+        cells.append(plot(plots.histogram(s["edges"], s["counts"], s["column"], plots.signal_unit(s["column"]),
+                                          lines, logx=logx, small=True)))
         for lim in s["limits"]:
             rows.append([escape(s["column"]), escape(f"{lim['op']} {lim['value']:g}"), escape(lim["reason"]),
-                         _n(lim["drops"]), _pct(lim["share"])])
-    table = _table(["signal", "dropped when", "reason", "documents", "of the filters' input"], rows, left=(0, 2)) \
+                         number(lim["drops"]), percent(lim["share"])])
+    limits = table(["signal", "dropped when", "reason", "documents", "of the filters' input"], rows, left=(0, 2)) \
         if rows else ""
     return "signals", "Quality and toxicity signals", (
         '<p class="note">Kept documents (blue) and those the filters dropped (red, with the signals computed '
         'up to the filter that dropped them). Dashed: the configured threshold (default chain; some languages '
         'override it) and the share of the filters\' input it drops.</p>'
-        f'<div class="grid">{"".join(cells)}</div>{table}')
+        f'<div class="grid">{"".join(cells)}</div>{limits}')
 
 
 def _dedup(d: dict):
@@ -178,14 +163,14 @@ def _dedup(d: dict):
     sizes = dd["cluster_sizes"]
     svg = plots.bars([c["size"] for c in sizes], [c["clusters"] for c in sizes], "Duplicate clusters by size",
                      "clusters", "documents in the cluster", logy=True) if sizes else ""
-    rows = [[escape(c["kept_url"] or c["kept_id"]), _n(c["size"]),
+    rows = [[escape(c["kept_url"] or c["kept_id"]), number(c["size"]),
              "<details><summary>urls</summary>" + "<br>".join(escape(u or "") for u in c["urls"]) + "</details>"]
             for c in dd["largest"]]
-    reasons = ", ".join(f"{escape(k)} {_n(v)}" for k, v in dd["by_reason"].items())
+    reasons = ", ".join(f"{escape(k)} {number(v)}" for k, v in dd["by_reason"].items())
     return "dedup", "Deduplication", (
-        f"<p>{_n(dd['removed'])} of {_n(dd['docs_in'])} documents removed ({_pct(dd['rate'])})"
-        + (f": {reasons}.</p>" if reasons else ".</p>") + (_plot(svg) if svg else "") + "<h3>Largest clusters</h3>"
-        + (_table(["kept document", "documents", "the others"], rows, left=(0, 2)) if rows else "<p>None.</p>"))
+        f"<p>{number(dd['removed'])} of {number(dd['docs_in'])} documents removed ({percent(dd['rate'])})"
+        + (f": {reasons}.</p>" if reasons else ".</p>") + (plot(svg) if svg else "") + "<h3>Largest clusters</h3>"
+        + (table(["kept document", "documents", "the others"], rows, left=(0, 2)) if rows else "<p>None.</p>"))
 
 
 def _pii(d: dict):
@@ -196,8 +181,8 @@ def _pii(d: dict):
         return "pii", "PII", "<p>No PII found.</p>"
     names = list(pii)
     svg = plots.hbar(names, {"found": [pii[n]["found"] for n in names]}, "PII replaced, by type", "occurrences")
-    rows = [[escape(n), _n(pii[n]["found"]), _n(pii[n]["docs"])] for n in names]
-    return "pii", "PII", _plot(svg) + _table(["type", "replaced", "documents"], rows)
+    rows = [[escape(n), number(pii[n]["found"]), number(pii[n]["docs"])] for n in names]
+    return "pii", "PII", plot(svg) + table(["type", "replaced", "documents"], rows)
 
 
 def _throughput(d: dict):
@@ -207,8 +192,8 @@ def _throughput(d: dict):
     svg = plots.hbar([r["stage"] for r in f], {"docs/s": [r["docs_per_s"] for r in f]},
                      "Throughput per stage (documents per second of task time, one core)", "documents / s",
                      log=True, count=False)
-    rows = [[escape(r["stage"]), _n(r["docs_per_s"]), f"{r['seconds']:,.1f}"] for r in f]
-    return "throughput", "Throughput", _plot(svg) + _table(["stage", "docs/s", "task seconds"], rows)
+    rows = [[escape(r["stage"]), number(r["docs_per_s"]), f"{r['seconds']:,.1f}"] for r in f]
+    return "throughput", "Throughput", plot(svg) + table(["stage", "docs/s", "task seconds"], rows)
 
 
 def _mixture(d: dict, colors: dict[str, str]):
@@ -220,31 +205,33 @@ def _mixture(d: dict, colors: dict[str, str]):
                              "realised (the source's colour)": [s["realised_tokens"] for s in m["sources"]]},
                      f"Mixture {m['name']}: training tokens per source", "tokens",
                      colors=[plots.TARGET, [colors[n] for n in names]])
-    rows = [[escape(s["name"]), _pct(s["weight"]), _pct(s["share"]), _n(s["target_tokens"]), _n(s["realised_tokens"]),
-             f"{s['epochs']:.2f}", _n(s["short_by_tokens"]) if s["short_by_tokens"] else "—",
-             _n(s["validation_tokens"]), _n(s.get("validation_docs", 0))] for s in m["sources"]]
+    rows = [[escape(s["name"]), percent(s["weight"]), percent(s["share"]), number(s["target_tokens"]),
+             number(s["realised_tokens"]), f"{s['epochs']:.2f}",
+             number(s["short_by_tokens"]) if s["short_by_tokens"] else "—", number(s["validation_tokens"]),
+             number(s.get("validation_docs", 0))] for s in m["sources"]]
     warnings = "".join(f'<p class="down"><strong>WARNING:</strong> {escape(w)}</p>'
                        for w in m.get("warnings", []))  # first: they cannot be missed
     return "mixture", "Mixture", (
         warnings
-        + f"<p>{_n(m['train_tokens'])} training tokens of a {_n(m['budget'])} budget, seed {m['seed']}.</p>"
-        + _plot(svg) + _table(["source", "weight", "realised share", "target tokens", "realised tokens", "epochs",
-                               "short by (cap)", "validation tokens", "validation docs"], rows))
+        + f"<p>{number(m['train_tokens'])} training tokens of a {number(m['budget'])} budget, seed {m['seed']}.</p>"
+        + plot(svg) + table(["source", "weight", "realised share", "target tokens", "realised tokens", "epochs",
+                             "short by (cap)", "validation tokens", "validation docs"], rows))
 
 
 def _training(d: dict, colors: dict[str, str]):
     t = d.get("training")
     if not t:
         return None
-    parts = [f'<p>{_n(t.get("tokens", 0))} training tokens; median {_n(t.get("tokens_per_s") or 0)} tokens/s'
+    parts = [f'<p>{number(t.get("tokens", 0))} training tokens; '
+             f'median {number(t.get("tokens_per_s") or 0)} tokens/s'
              + (f", MFU {100 * t['mfu']:.1f}%" if t.get("mfu") is not None else "")
              + f'. <span class="note">{escape(t["dir"])}/metrics.jsonl</span></p>']
     for kind, title in (("train", "Training loss per source"), ("validation", "Validation loss per source")):
         c = t[kind]
         if c["step"]:
             series = {"all sources": c["loss"], **c["by_source"]}
-            parts.append(_plot(plots.lines(c["step"], series, title, "step", "cross-entropy (nats per token)",
-                                           colors={**colors, "all sources": plots.ALL})))
+            parts.append(plot(plots.lines(c["step"], series, title, "step", "cross-entropy (nats per token)",
+                                          colors={**colors, "all sources": plots.ALL})))
     return "training", "Training", "".join(parts)
 
 
@@ -285,6 +272,4 @@ def _compare(d: dict):
     c = d.get("compare")
     if not c:
         return None
-    from gristmill.report.compare import render_compare
-
     return "compare", f"Compared with run {c['run']['run']}", render_compare(d, c["data"])

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
+from typing import Literal
 
 import trafilatura
 from resiliparse.extract.html2text import extract_plain_text
@@ -23,10 +24,25 @@ from resiliparse.parse.encoding import detect_encoding
 from resiliparse.parse.html import HTMLTree
 from trafilatura.settings import DEFAULT_CONFIG
 
-from gristmill.pipeline.config import ExtractConfig
+from pydantic import Field
+
+from gristmill.core.config import Strict
 from gristmill.core.stats import StageStats
 from gristmill.stages.base import DocStage
 from gristmill.stages.extract_worker import ForkedWorker, WorkerDied, WorkerError, WorkerTimeout
+
+
+class ExtractConfig(Strict):
+    mode: Literal["precision", "balanced", "recall"] = "precision"
+    fast: bool = True  # trafilatura without its readability/jusText fallbacks (see BENCHMARKS.md)…
+    fallback: Literal["resiliparse", "trafilatura"] = "resiliparse"  # …then this, where the fast text
+    fallback_below_chars: int = Field(default=1200, ge=0)  # is shorter than this (0: never)…
+    fallback_below_share: float = Field(default=0.3, ge=0, le=1)  # …and than this share of the page's
+    # main-content estimate (resiliparse), unless it reads as a whole article; 0: by length alone
+    timeout_s: float = Field(default=5.0, gt=0)  # per document; overruns count as `extract_timeout`
+    isolate: bool = True  # extract in a child process killed at the limit (else SIGALRM: fires late)
+    min_chars: int = Field(default=1, ge=0)  # shorter results count as `empty_text`
+    include_tables: bool = True
 
 OVERRUN_FACTOR = 1.1  # a page stopped later than this × the limit counts as an `extract_overrun`
 # A fast text "reads as a whole article" (tuned on the gold pages, BENCHMARKS.md):

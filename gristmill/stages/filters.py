@@ -6,12 +6,69 @@ columns. The first filter that objects drops the document as "<filter>:<reason>"
 
 from __future__ import annotations
 
-import pyarrow as pa
+from collections.abc import Callable
+from typing import Any, Literal
 
+import pyarrow as pa
+from pydantic import ValidationError
+
+from gristmill.core.config import ConfigError, Strict, format_error
 from gristmill.filters import FILTERS, DocFilter
 from gristmill.filters.text import TextView
-from gristmill.pipeline.config import FiltersConfig
 from gristmill.stages.base import DocStage
+
+
+class FiltersConfig(Strict):
+    """Document filters (filters/), applied in the order listed, per document language."""
+
+    annotate_only: bool = False  # dry run: compute every signal, drop nothing (would-be drops are counted)
+    compat: Literal["paper", "datatrove"] = "paper"  # the heuristics' definitions: the papers', or
+    # datatrove 0.10.1's exactly (to reproduce FineWeb); a filter's own `compat` parameter wins
+    default: dict[str, dict[str, Any]] = {}  # filter name → its parameters ({} = its defaults)
+    languages: dict[str, dict[str, dict[str, Any] | bool]] = {}  # per language: replace a filter's
+    # parameters, or `false` to switch it off for that language; languages not listed use `default`
+
+    def for_language(self, language: str) -> dict[str, dict[str, Any]]:
+        """Filter name → parameters for documents in `language`."""
+        chain = dict(self.default)
+        for name, params in self.languages.get(language, {}).items():
+            if params is False:
+                chain.pop(name, None)
+            elif params is not True:
+                chain[name] = params
+        return chain
+
+    def filter_names(self) -> list[str]:
+        names = list(self.default)
+        for overrides in self.languages.values():
+            names += [n for n, p in overrides.items() if p is not False and n not in names]
+        return names
+
+
+def resolve_paths(raw: dict, resolve: Callable[[Any], Any]) -> None:
+    """Filters' model files (`path`), relative to the config file."""
+    chains = [raw.get("default")]
+    if isinstance(raw.get("languages"), dict):
+        chains += list(raw["languages"].values())
+    for chain in (c for c in chains if isinstance(c, dict)):
+        for params in chain.values():
+            if isinstance(params, dict) and isinstance(params.get("path"), str):
+                params["path"] = resolve(params["path"])
+
+
+def check(stages: Any) -> None:
+    """Every filter named exists and its parameters validate, at load time."""
+    fcfg: FiltersConfig = stages.filters
+    places = [(f"stages.filters.default.{n}", n, p) for n, p in fcfg.default.items()]
+    places += [(f"stages.filters.languages.{lang}.{n}", n, p)
+               for lang, chain in fcfg.languages.items() for n, p in chain.items() if isinstance(p, dict)]
+    for where, name, params in places:
+        if name not in FILTERS:
+            raise ConfigError(f"{where}: unknown filter (known: {', '.join(FILTERS)})")
+        try:
+            FILTERS[name].Params.model_validate(params)
+        except ValidationError as e:
+            raise ConfigError(format_error(e, prefix=where)) from None
 
 
 class FilterStage(DocStage):

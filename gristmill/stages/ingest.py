@@ -28,11 +28,20 @@ import fsspec
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from gristmill.pipeline.config import IngestConfig
+from pydantic import Field
+
+from gristmill.core.config import Strict
 from gristmill.core.stats import StageStats
 from gristmill.stages.http_body import (HeaderlessBlock, ResponseHeadParser, declared_charset, headerless_content_type,
                                looks_binary, looks_like_html, matches_http_length, read_body, was_cut_short,
                                without_nul_bytes)
+
+
+class IngestConfig(Strict):
+    content_types: list[str] = ["text/html", "application/xhtml+xml"]
+    max_payload_bytes: int = Field(default=5_000_000, ge=1)  # bigger bodies are skipped as `too_large`
+    url_blocklist: list[str] = []  # domains (and their subdomains) skipped before extraction
+    task_bytes: int = Field(default=16_000_000, ge=1)  # bigger files run as record ranges of about this
 
 DOC_RECORD_TYPES = ("response", "resource")
 LENGTH_MISMATCH = "length_mismatch"  # iter_records: the record before was not followed by a record boundary

@@ -25,9 +25,27 @@ import fasttext
 import numpy as np
 import regex
 
-from gristmill.pipeline.config import LidConfig
+from pydantic import Field, field_validator
+
+from gristmill.core.config import Strict
 from gristmill.stages.base import DocStage
 from gristmill.stages.extract import decode_html, main_content
+
+
+class LidConfig(Strict):
+    languages: list[str] = []  # keep-list of ISO codes; empty keeps every language
+    threshold: float = Field(default=0.0, ge=0, le=1)  # minimum score for every language…
+    thresholds: dict[str, float] = {}  # …unless set here per language
+    precheck: bool = True  # with a keep-list: LID on cheap tag-stripped text before extraction
+    precheck_threshold: float = Field(default=0.9, ge=0, le=1)  # drop early only when this sure
+
+    @field_validator("thresholds")
+    @classmethod
+    def _in_unit_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for lang, t in v.items():
+            if not 0 <= t <= 1:
+                raise ValueError(f"threshold for {lang!r} must be in [0, 1], got {t}")
+        return v
 
 fasttext.FastText.eprint = lambda *a, **k: None  # silence the load_model deprecation banner
 
@@ -199,3 +217,8 @@ class LanguagePrecheck(DocStage):
             doc["language"], doc["language_score"] = lang, score
             return "language_precheck"
         return None
+
+
+def precheck(cfg: LidConfig) -> LanguagePrecheck | None:
+    """With a keep-list: the cheap check that drops other languages before extraction."""
+    return LanguagePrecheck(cfg) if cfg.languages and cfg.precheck else None

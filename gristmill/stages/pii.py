@@ -40,13 +40,45 @@ import re
 from bisect import bisect_right
 from collections import Counter
 from functools import lru_cache
+from typing import Literal
 
 import pyarrow as pa
 
 import gristmill.core.env  # noqa: F401  (caches under GRISTMILL_CACHE, hubs offline)
-from gristmill.pipeline.config import PiiConfig
+from pydantic import Field, field_validator
+
+from gristmill.core.config import Strict
 from gristmill.stages.base import DocStage
 from gristmill.stages.pii_screen import batches, owned, refine, screen
+
+
+PII_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN")
+PiiEntity = Literal["EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN"]
+
+
+class PiiConfig(Strict):
+    """PII scrubbing with presidio's pattern recognizers (stages/pii.py); never drops documents."""
+
+    entities: list[PiiEntity] = Field(default=list(PII_ENTITIES), min_length=1)
+    replacement: Literal["placeholder", "fake"] = "placeholder"  # <EMAIL>… or consistent fake values
+    fake_key: str = "gristmill"  # key of the hash that picks fake values (same value → same fake)
+    allow_list: list[str] = []  # exact values kept as they are (public contact addresses…)
+    allow_patterns: list[str] = []  # regexes; a value that fully matches one is kept
+    keep_documentation_ips: bool = True  # keep 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32
+    score_threshold: float = Field(default=0.0, ge=0, le=1)  # presidio's minimum score
+    prescreen: bool = True  # analyze only windows around regex candidates (False: whole documents)
+    window_chars: int = Field(default=50, ge=20)  # text kept each side of a candidate (see stages/pii.py)
+    max_phone_candidates: int = Field(default=2_000, ge=1)  # per document; past it: counted, not analyzed
+
+    @field_validator("allow_patterns")
+    @classmethod
+    def _compiles(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"allow pattern {pattern!r} does not compile: {e}") from None
+        return v
 
 PLACEHOLDERS = {
     "EMAIL_ADDRESS": "<EMAIL>",

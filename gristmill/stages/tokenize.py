@@ -1,24 +1,77 @@
-"""Tokenizer training (byte-level BPE on a sample of kept text) and token shards.
-
-Token shard, one per docs part: `<prefix>.bin` (token ids, each document followed by EOS; uint16
-when the vocabulary fits, else uint32), `<prefix>.idx` (int64 start offsets, n_docs + 1) and
-`<prefix>.json` (metadata, written last: it marks the shard complete). Documents keep the order
-of their docs part, so row i of the part is tokens[idx[i]:idx[i+1]].
+"""The tokenize stage: tokenizer training (byte-level BPE on a sample of kept text), then one
+token shard (core/data.py) per docs part. Documents keep the order of their docs part, so row i
+of the part is tokens[idx[i]:idx[i+1]].
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
 
 import fsspec
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from gristmill.pipeline.config import TokenizeConfig
+from pydantic import Field
+
+from gristmill.core.config import Strict
 from gristmill.stages.token_encoder import load_encoder
-from gristmill.core.io import open_atomic, read_json, read_parquet, write_json_atomic
+from gristmill.core.data import read_tokens
+from gristmill.core.io import exists, open_atomic, read_json, read_parquet, write_json_atomic
+from gristmill.core import layout
+from gristmill.stages.base import RunContext
+
+
+class TokenizeConfig(Strict):
+    tokenizer: str | None = None  # path of a tokenizer.json; None trains a byte-level BPE
+    vocab_size: int = Field(default=32_000, ge=300, le=4_294_967_295)
+    train_sample_bytes: int = Field(default=200_000_000, ge=1)  # text sampled to train the BPE
+    eos_token: str = "<|endoftext|>"
+
+
+
+
+def resolve_paths(raw: dict, resolve: Callable[[Any], Any]) -> None:
+    """A given tokenizer, relative to the config file."""
+    if isinstance(raw.get("tokenizer"), str):
+        raw["tokenizer"] = resolve(raw["tokenizer"])
+
 
 ENCODE_BATCH = 256
+
+
+def run_stage(ctx: RunContext) -> list[dict]:
+    """Train (unless given) the tokenizer, then write the token shards not yet written; returns
+    the failures."""
+    tcfg: TokenizeConfig = ctx.stages.tokenize
+    run_dir = ctx.run_dir
+    t0 = time.perf_counter()
+    parts = [layout.docs_path(run_dir, s.part) for s in ctx.shards]
+    tok_path = tcfg.tokenizer or layout.tokenizer_path(run_dir)
+    if tcfg.tokenizer is None and not exists(tok_path):
+        last = next((s for s in ("dedup", "write") if s in ctx.stats.stages), None)  # the final documents'
+        total = ctx.stats.stages[last].bytes_out if last else 0
+        if failed := ctx.execute(train_tokenizer, [(parts, total, tcfg, tok_path)], "tokenizer")[1]:
+            return [{"stage": "tokenizer_training", "part": None, "input": None, "error": failed[0][1]}]
+    prefixes = [layout.tokens_prefix(run_dir, s.source, s.index) for s in ctx.shards]
+    todo = [(part, tok_path, prefix, s.source, tcfg.eos_token)
+            for part, prefix, s in zip(parts, prefixes, ctx.shards)
+            if not exists(prefix + ".json")]
+    _, failed = ctx.execute(tokenize_part, todo, "tokenize")
+    if failed:
+        return [{"stage": "tokenize", "part": a[0], "input": a[0], "error": err} for a, err in failed]
+    st = ctx.stats.stage("tokenize")
+    for prefix in prefixes:
+        meta = read_json(prefix + ".json")
+        st.docs_in += meta["n_docs"]
+        st.docs_out += meta["n_docs"]
+        st.bytes_in += meta["text_bytes"]
+        st.events["tokens"] += meta["n_tokens"]
+    st.seconds += time.perf_counter() - t0
+    ctx.outputs.update(tokenizer=tok_path, tokens=f"{run_dir}/tokens")
+    return []
 
 
 def _in_sample(doc_id: str, fraction: float) -> bool:
@@ -107,8 +160,6 @@ def tokenize_part(part: str, tokenizer_path: str, prefix: str, source: str, eos_
 
 def read_shard(prefix: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """(tokens, offsets, metadata) of a token shard: memory-mapped on local disk, read elsewhere."""
-    from gristmill.stages.mix.runs import load_tokens
-
     meta = read_json(prefix + ".json")
-    tokens, offsets = load_tokens(prefix, meta["dtype"])
+    tokens, offsets, _ = read_tokens(prefix, meta["dtype"])
     return tokens, offsets, meta

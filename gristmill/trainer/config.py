@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError
 
-from gristmill.pipeline.config import ConfigError, Strict, _format_error, _resolve, read_yaml
+from gristmill.core.config import ConfigError, Strict, format_error, read_yaml, resolve_path
 
 
 class RunSection(Strict):
@@ -70,14 +70,14 @@ class TrainConfig(Strict):
 def load_train_config(path: str | os.PathLike, overrides: list[str] = ()) -> TrainConfig:
     raw, base = read_yaml(path, overrides, "training config")
     if isinstance(raw.get("run"), dict):
-        raw["run"] = {**raw["run"], **{k: _resolve(raw["run"][k], base) for k in ("output", "mixture")
+        raw["run"] = {**raw["run"], **{k: resolve_path(raw["run"][k], base) for k in ("output", "mixture")
                                        if isinstance(raw["run"].get(k), str)}}
     if isinstance(raw.get("optim"), dict) and isinstance(raw["optim"].get("betas"), list):
         raw["optim"]["betas"] = tuple(raw["optim"]["betas"])
     try:
         cfg = TrainConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_format_error(e)) from None
+        raise ConfigError(format_error(e)) from None
     from gristmill.trainer.model import SIZES
 
     if cfg.model.size not in SIZES:

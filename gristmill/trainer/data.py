@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gristmill.core.data import TokenShard, read_tokens
+
 
 @dataclass
 class Batch:
@@ -45,13 +47,6 @@ class Batch:
     def to(self, device: str | torch.device, non_blocking: bool = False) -> Batch:
         return Batch(*(getattr(self, f.name).to(device, non_blocking=non_blocking)
                        for f in dataclasses.fields(self)))
-
-
-@dataclass
-class _Shard:
-    tokens: np.ndarray  # memmap of .bin
-    offsets: np.ndarray  # memmap of .idx: int64, n_docs + 1
-    sources: np.ndarray  # memmap of .src: uint16 per document
 
 
 def _load_mix(mix_dir: str) -> dict:
@@ -104,10 +99,9 @@ class MixtureLoader:
         self._row = 0  # rows this rank has consumed
         self._layouts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _open(self, listed: dict) -> _Shard:
+    def _open(self, listed: dict) -> TokenShard:
         p = os.path.join(self.mix_dir, listed["path"])
-        shard = _Shard(*(np.memmap(p + ext, dtype=dt, mode="r")
-                         for ext, dt in ((".bin", self.dtype), (".idx", "<i8"), (".src", "<u2"))))
+        shard = read_tokens(p, self.dtype, with_sources=True)
         n, docs = len(shard.tokens), len(shard.sources)
         if (n != listed["tokens"] or docs != listed["docs"] or len(shard.offsets) != docs + 1
                 or shard.offsets[0] != 0 or shard.offsets[-1] != n):

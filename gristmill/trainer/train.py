@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gristmill.pipeline.config import ConfigError
+from gristmill.core.config import ConfigError
 from gristmill.trainer.attention import sdpa_backends
 from gristmill.trainer.checkpoint import Checkpointer, latest_checkpoint, read_train_state
 from gristmill.trainer.config import TrainConfig, load_train_config

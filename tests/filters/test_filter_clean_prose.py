@@ -15,7 +15,7 @@ from gristmill.filters.gopher import (
     repeated_lines,
 )
 from gristmill.filters.text import TextView
-from gristmill.filters.toxicity import UrlBlocklist, UrlBlocklistParams
+from gristmill.filters.url_blocklist import UrlBlocklist, UrlBlocklistParams
 
 EVENTS = [
     ("Lesung: „Die Stadt der Träume“",

@@ -37,7 +37,8 @@ def run(cls: type[DocFilter], text: str, language: str = "en", **params) -> tupl
 @pytest.fixture(scope="module")
 def pages() -> list[tuple[str, str, str]]:
     """(text, language, url) of every page of the packed WARCs, through gristmill's own chain."""
-    from gristmill.pipeline.config import ExtractConfig, LidConfig
+    from gristmill.stages.extract import ExtractConfig
+    from gristmill.stages.lid import LidConfig
     from gristmill.core.stats import StageStats
     from gristmill.stages.extract import TrafilaturaExtract
     from gristmill.stages.ingest import read_all
@@ -135,7 +136,7 @@ def test_sample_chain_keeps_clean_gold_pages(pages):
     708 (89.3%), `compat: datatrove` 547 (bench/bench_filter_drops.py, BENCHMARKS.md)."""
     import yaml
 
-    from gristmill.pipeline.config import FiltersConfig
+    from gristmill.stages.filters import FiltersConfig
     from gristmill.core.stats import StageStats
     from gristmill.stages.filters import FilterStage
     from tests.conftest import ROOT

@@ -34,7 +34,7 @@ from gristmill.filters.quality_model import (QualityModel, QualityModelError, lo
                                    train_quality_model)
 from gristmill.filters.text import TextView
 from gristmill.pipeline.cli import main
-from gristmill.pipeline.config import ExtractConfig
+from gristmill.stages.extract import ExtractConfig
 from gristmill.core.stats import StageStats
 from gristmill.stages.extract import TrafilaturaExtract, decode_html
 from gristmill.stages.ingest import read_all

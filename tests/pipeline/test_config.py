@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gristmill.pipeline.config import ConfigError, load_config, parse_config
+from gristmill.core.config import ConfigError
+from gristmill.pipeline.config import load_config, parse_config
 from tests.conftest import ROOT, WARC, make_config, require
 
 

@@ -15,7 +15,7 @@ import ray
 from gristmill.pipeline.config import parse_config
 from gristmill.pipeline.runner import run_pipeline
 from gristmill.stages.tokenize import read_shard
-from gristmill.core.io import schemas
+from gristmill.core.data import schemas
 from tests.conftest import WARC, make_config, require
 
 pytestmark = pytest.mark.slow

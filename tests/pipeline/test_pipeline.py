@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from gristmill.stages.tokenize import load_tokenizer, read_shard
-from gristmill.core.io import schemas
+from gristmill.core.data import schemas
 from tests.conftest import ROOT, WARC, already_done, kill_run_midway, make_config, require
 
 pytestmark = pytest.mark.slow

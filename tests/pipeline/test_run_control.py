@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gristmill.pipeline.config import ConfigError, parse_config
+from gristmill.core.config import ConfigError
+from gristmill.pipeline.config import parse_config
 from gristmill.pipeline.preflight import check_paths
 from gristmill.pipeline.ray_session import JOB_DRIVER_VARIABLE, PRIVATE, RayUnreachable, bootstrap_host_port, choose_address
 from tests.conftest import ROOT, WARC, make_config, require

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.pipeline.config import ExtractConfig, LidConfig
+from gristmill.stages.extract import ExtractConfig
+from gristmill.stages.lid import LidConfig
 from gristmill.core.stats import StageStats
 from gristmill.stages.extract import TrafilaturaExtract, decode_html
 from gristmill.stages.ingest import read_all
@@ -210,7 +211,7 @@ def test_child_dies_with_its_parent(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(
         "import sys, time\n"
-        "from gristmill.pipeline.config import ExtractConfig\n"
+        "from gristmill.stages.extract import ExtractConfig\n"
         "from gristmill.stages.extract import TrafilaturaExtract\n"
         "stage = TrafilaturaExtract(ExtractConfig())\n"
         "stage.events = __import__('collections').Counter()\n"

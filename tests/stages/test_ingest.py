@@ -10,7 +10,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from gristmill.pipeline.config import IngestConfig
+from gristmill.stages.ingest import IngestConfig
 from gristmill.stages.ingest import read_all
 from tests.conftest import WARC, require
 

@@ -14,7 +14,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from gristmill.pipeline.config import IngestConfig
+from gristmill.stages.ingest import IngestConfig
 from gristmill.core.stats import StageStats
 from gristmill.stages.extract import decode_html
 from gristmill.stages.http_body import looks_binary

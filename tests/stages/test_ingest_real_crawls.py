@@ -18,7 +18,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeadersParser
 
-from gristmill.pipeline.config import IngestConfig
+from gristmill.stages.ingest import IngestConfig
 from gristmill.stages.ingest import read_all
 from tests.conftest import WARC, require
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from gristmill.pipeline.config import ConfigError
+from gristmill.core.config import ConfigError
 from gristmill.stages.mix.config import MixConfig, parse_mix
 from gristmill.stages.dedup import run_in_process
 from gristmill.stages.mix import MixFailed, build_mixture, prepare

@@ -11,7 +11,9 @@ from functools import lru_cache
 import pyarrow as pa
 import pytest
 
-from gristmill.pipeline.config import PII_ENTITIES, ConfigError, PiiConfig, parse_config
+from gristmill.core.config import ConfigError
+from gristmill.pipeline.config import parse_config
+from gristmill.stages.pii import PII_ENTITIES, PiiConfig
 from gristmill.core.stats import StageStats
 from gristmill.stages.pii import COLUMNS, PiiScrub, analyze, candidate_windows, findings, resolve_overlaps
 from gristmill.stages.pii_screen import candidates
@@ -294,7 +296,7 @@ def test_candidate_cap_is_counted_never_silent():
 
 def test_real_crawl_pages_equal_naive_presidio():
     """The real crawl WARCs (ingest → extract): the same findings as naive presidio on every page."""
-    from gristmill.pipeline.config import ExtractConfig
+    from gristmill.stages.extract import ExtractConfig
     from gristmill.stages.extract import TrafilaturaExtract
     from gristmill.stages.ingest import read_all
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 import pytest
 
 from bench.bench_pii import CORPORA, LABELS, half, labelled_precision, locate, read_labels
-from gristmill.pipeline.config import PII_ENTITIES, PiiConfig
+from gristmill.stages.pii import PII_ENTITIES, PiiConfig
 from gristmill.stages.pii import PiiScrub
 from tests.conftest import DATA, require
 from tests.floors import floor

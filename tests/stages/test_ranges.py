@@ -5,7 +5,7 @@ import pytest
 from gristmill.pipeline.runner import plan_shards
 from gristmill.core.stats import StageStats
 from gristmill.stages.ingest import WarcIngest, read_all
-from gristmill.pipeline.config import IngestConfig
+from gristmill.stages.ingest import IngestConfig
 from gristmill.stages.ranges import plan_ranges
 from tests.conftest import WARC, require
 

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gristmill.pipeline.config import TokenizeConfig
+from gristmill.stages.tokenize import TokenizeConfig
 from gristmill.stages.tokenize import load_tokenizer, read_shard, tokenize_part, train_tokenizer
 
 TEXTS = [

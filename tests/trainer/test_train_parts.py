@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from gristmill.pipeline.config import ConfigError
+from gristmill.core.config import ConfigError
 from tests.trainer.test_data import rows, take, write_tiny_mix
 from gristmill.trainer.config import load_train_config
 from gristmill.trainer.data import MixtureLoader

@@ -17,9 +17,12 @@ from dataclasses import asdict
 
 import fsspec
 
-from gristmill.pipeline.config import Config, ConfigError, DedupConfig
+from gristmill.core.config import ConfigError
+from gristmill.core.layout import docs_path, part_name, rejects_path
 from gristmill.core.stats import StageStats
+from gristmill.stages.base import Execute, RunContext
 from gristmill.stages.dedup import records
+from gristmill.stages.dedup.config import DedupConfig
 from gristmill.stages.dedup.buckets import Source, bucket_task
 from gristmill.stages.dedup.components import collect_task, round_task
 from gristmill.stages.dedup.layout import Layout, families
@@ -28,8 +31,6 @@ from gristmill.stages.dedup.remove import remove_task
 from gristmill.stages.dedup.signatures import sign_part
 from gristmill.core.io import exists, read_json, write_json_atomic
 
-# execute(fn, [args, …], description) → (results, [(args, error), …]): Ray tasks, or a plain loop
-Execute = Callable[[Callable, list[tuple], str], tuple[list, list[tuple[tuple, str]]]]
 MAX_ROUNDS = 64
 SORT_COPIES = 4  # a task holds about this many copies of its records while sorting
 
@@ -74,10 +75,17 @@ def earlier_runs(against: list[str], params: dict) -> list[Source]:
     return sources
 
 
-def run_dedup(cfg: Config, parts: list[int], execute: Execute) -> tuple[StageStats, list[dict]]:
-    """Run (or resume) dedup over the run's parts; (its stats, failures)."""
-    from gristmill.pipeline.shard import docs_path, rejects_path
+def run_stage(ctx: RunContext) -> list[dict]:
+    """The dedup stage over the whole run (the registry's builder); returns its failures."""
+    stats, failures = run_dedup(ctx, [s.index for s in ctx.shards], ctx.execute)
+    ctx.stats.stages["dedup"] = stats
+    ctx.outputs["dedup"] = f"{ctx.run_dir}/dedup"
+    return failures
 
+
+def run_dedup(cfg: RunContext, parts: list[int], execute: Execute) -> tuple[StageStats, list[dict]]:
+    """Run (or resume) dedup over the run's parts (`cfg`: the run config, or a RunContext: its
+    `run_dir` and `stages`); (its stats, failures)."""
     dcfg, run_dir = cfg.stages.dedup, cfg.run_dir
     lay = Layout(run_dir)
     if exists(lay.done):
@@ -128,10 +136,10 @@ def run_dedup(cfg: Config, parts: list[int], execute: Execute) -> tuple[StageSta
     if failed := execute(collect_task, todo, "dedup collect")[1]:
         return StageStats(), _failures("dedup_collect", failed)
 
-    compression = None if cfg.stages.write.compression == "none" else cfg.stages.write.compression
-    todo = [(run_dir, p, partitions, dcfg.against, docs_path(run_dir, f"part-{p:05d}"),
-             rejects_path(run_dir, f"part-{p:05d}.dedup") if cfg.stages.write.write_rejects else None,
-             compression) for p in parts if not exists(lay.removed(p))]
+    write = cfg.stages.write
+    todo = [(run_dir, p, partitions, dcfg.against, docs_path(run_dir, part_name(p)),
+             rejects_path(run_dir, f"{part_name(p)}.dedup") if write.write_rejects else None,
+             write.codec) for p in parts if not exists(lay.removed(p))]
     if failed := execute(remove_task, todo, "dedup remove")[1]:
         return StageStats(), _failures("dedup_remove", failed)
     removed = [read_json(lay.removed(p)) for p in parts]

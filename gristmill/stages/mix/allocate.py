@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gristmill.pipeline.config import ConfigError
+from gristmill.core.config import ConfigError
 from gristmill.stages.mix.config import MixConfig
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from gristmill.pipeline.config import ConfigError, ExecutionConfig, Strict, _format_error, _resolve, read_yaml
+from gristmill.core.config import ConfigError, ExecutionConfig, Strict, format_error, read_yaml, resolve_path
 
 CONDITION_KEYS = ("min", "max", "in", "not_in", "matches")
 VIRTUAL_COLUMNS = {"tokens": "int64", "run": "string"}  # the document's token count (EOS included), its run's name
@@ -131,9 +131,9 @@ def resolve_paths(raw_mix: Any, base_dir: str | os.PathLike) -> None:
     if not isinstance(raw_mix, dict):
         return
     if isinstance(raw_mix.get("runs"), list):
-        raw_mix["runs"] = [_resolve(p, base_dir) for p in raw_mix["runs"]]
+        raw_mix["runs"] = [resolve_path(p, base_dir) for p in raw_mix["runs"]]
     if isinstance(raw_mix.get("output"), str):
-        raw_mix["output"] = _resolve(raw_mix["output"], base_dir)
+        raw_mix["output"] = resolve_path(raw_mix["output"], base_dir)
 
 
 def parse_mix(raw: Any, base_dir: str | os.PathLike = ".") -> MixFile:
@@ -146,7 +146,7 @@ def parse_mix(raw: Any, base_dir: str | os.PathLike = ".") -> MixFile:
     try:
         mix = MixFile.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_format_error(e)) from None
+        raise ConfigError(format_error(e)) from None
     if not mix.mixture.runs:
         raise ConfigError("mixture.runs: list at least one finished run directory")
     return mix

@@ -1,6 +1,6 @@
 """The finished runs a mixture reads: their docs parts, token shards and columns, checked up front.
 
-Row i of `docs/part-NNNNN.parquet` is document i of `tokens/<source>/shard-NNNNN` (stages/tokenize.py).
+Row i of `docs/part-NNNNN.parquet` is document i of `tokens/<source>/shard-NNNNN` (core/data.py).
 """
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ import re
 from dataclasses import dataclass
 
 import fsspec
-import numpy as np
 import pyarrow.parquet as pq
 
-from gristmill.pipeline.config import ConfigError
+from gristmill.core.config import ConfigError
 from gristmill.stages.mix.config import VIRTUAL_COLUMNS, MixConfig
-from gristmill.core.io import exists, read_json
+from gristmill.core.io import exists, is_local, protocol, read_json
 
 
 @dataclass(frozen=True)
@@ -60,13 +59,13 @@ def open_runs(mix: MixConfig, finishing: str | None = None) -> Runs:
         if "tokens" not in manifest.get("outputs", {}) and run_dir != finishing:
             raise ConfigError(f"{where}: run {run_dir!r} has no token shards (its config has no tokenize stage)")
         fs, root = fsspec.core.url_to_fs(run_dir)
-        protocol = "" if is_local(fs) else f"{_protocol(fs)}://"
+        prefix_url = "" if is_local(fs) else f"{protocol(fs)}://"
         shard_metas = sorted(fs.glob(f"{root}/tokens/*/shard-*.json"))
         run_parts, n_docs, n_tokens = [], 0, 0
         for meta_path in shard_metas:
             n = int(re.search(r"shard-(\d+)\.json$", meta_path).group(1))
-            meta = read_json(protocol + meta_path)
-            prefix = protocol + meta_path[: -len(".json")]
+            meta = read_json(prefix_url + meta_path)
+            prefix = prefix_url + meta_path[: -len(".json")]
             docs = f"{run_dir}/docs/part-{n:05d}.parquet"
             run_parts.append(PartRef(i, manifest["run"], n, docs, prefix))
             tok = {"sha256": meta["tokenizer_sha256"], "vocab_size": meta["vocab_size"],
@@ -108,24 +107,3 @@ def check_columns(mix: MixConfig, columns: dict[str, str]) -> None:
             for key, values in (("in", cond.in_), ("not_in", cond.not_in)):
                 if values and is_text != all(isinstance(v, str) for v in values):
                     raise ConfigError(f"{where}.{key}: values {values!r} do not fit the {kind} column {column!r}")
-
-
-def load_tokens(prefix: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """(token ids, int64 offsets) of one token shard: memory-mapped on local disk, read elsewhere."""
-    fs, p = fsspec.core.url_to_fs(prefix)
-    with fs.open(p + ".idx", "rb") as f:
-        offsets = np.frombuffer(f.read(), dtype=np.int64)
-    if offsets[-1] == 0:
-        return np.zeros(0, dtype=dtype), offsets
-    if is_local(fs):
-        return np.memmap(p + ".bin", dtype=dtype, mode="r"), offsets
-    with fs.open(p + ".bin", "rb") as f:
-        return np.frombuffer(f.read(), dtype=dtype), offsets
-
-
-def _protocol(fs: fsspec.AbstractFileSystem) -> str:
-    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-
-
-def is_local(fs: fsspec.AbstractFileSystem) -> bool:
-    return _protocol(fs) in ("file", "local")

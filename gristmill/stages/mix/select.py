@@ -23,7 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gristmill.stages.mix.config import VIRTUAL_COLUMNS, Condition, MixConfig
-from gristmill.stages.mix.runs import PartRef, load_tokens
+from gristmill.core.data import read_tokens
+from gristmill.stages.mix.runs import PartRef
 from gristmill.core.io import open_atomic
 
 KEY_BITS = 18  # sample-key histogram resolution: 2^18 buckets per source
@@ -113,7 +114,7 @@ def read_part(ref: PartRef, mix: MixConfig, dtype: str) -> dict:
     with fsspec.open(ref.docs, "rb") as f:  # any fsspec URL (pyarrow would use its own S3 client)
         pf = pq.ParquetFile(f, pre_buffer=False)  # (stages/write.py:read_parquet says why)
         table = pf.read(columns=["id"] + [c for c in where_columns(mix) if c in pf.schema_arrow.names])
-    tokens, offsets = load_tokens(ref.tokens, dtype)
+    tokens, offsets, _ = read_tokens(ref.tokens, dtype)
     if len(offsets) - 1 != table.num_rows:
         raise ValueError(f"{ref.docs} has {table.num_rows} rows but its token shard {ref.tokens} "
                          f"has {len(offsets) - 1} documents")

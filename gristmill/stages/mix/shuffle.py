@@ -19,7 +19,8 @@ import fsspec
 import numpy as np
 
 from gristmill.stages.mix.allocate import Allocation
-from gristmill.stages.mix.runs import PartRef, load_tokens
+from gristmill.core.data import read_tokens
+from gristmill.stages.mix.runs import PartRef
 from gristmill.stages.mix.select import UNMATCHED, held_out, key_bucket, order_keys
 from gristmill.core.io import open_atomic, read_parquet, write_json_atomic
 
@@ -57,7 +58,7 @@ def spill_part(ref: PartRef, scan: str, seed: int, dtype: str, allocs: list[Allo
     content hashes held out beyond the validation share)."""
     with fsspec.open(scan, "rb") as f, np.load(f) as z:
         d = {k: z[k] for k in ("source", "validation", "keys", "lengths", "content")}
-    d["tokens"], d["offsets"] = load_tokens(ref.tokens, dtype)
+    d["tokens"], d["offsets"], _ = read_tokens(ref.tokens, dtype)
     ids = read_parquet(ref.docs, ["id"])["id"].to_pylist()
     src = d["source"]
     val = held_out(src, d["validation"], d["content"], extra_validation)
