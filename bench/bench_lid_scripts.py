@@ -6,7 +6,7 @@ Baseline: lid.176's raw top label (`model.predict(" ".join(text.split()), k=1)`)
 labelled texts before the script check. Both run in this process on the same texts and model.
 
 1. lingua's three sets in ../shared/data/langid (sentences, word pairs, single words; read with
-   `csv.DictReader` as tests/test_lid_scripts.py reads them, so a NEL inside a text stays in it):
+   `csv.DictReader` as tests/stages/test_lid_scripts.py reads them, so a NEL inside a text stays in it):
    texts, right labels lost (right alone, wrong with the check), labels mended (the reverse),
    labels changed at all, and each language's accuracy before → after where it moved. A label is
    right when it equals lingua's code (lingua's `nb` is never right: lid.176 says `no`).
@@ -49,7 +49,7 @@ SETS = ("sentences", "word_pairs", "single_words")
 THRESHOLDS = (0.10, 0.15, 0.20, 0.25, 0.30, 0.40)
 STAGE_THRESHOLD = lid.MIN_LABEL_SHARE
 
-# 茉莉花 (Jasmine Flower) with its pinyin, and 静夜思: as in tests/test_lid_scripts.py
+# 茉莉花 (Jasmine Flower) with its pinyin, and 静夜思: as in tests/stages/test_lid_scripts.py
 JASMINE = [
     ("好一朵美丽的茉莉花", "hao yi duo mei li de mo li hua"),
     ("好一朵美丽的茉莉花", "hao yi duo mei li de mo li hua"),

@@ -8,7 +8,8 @@
 
 Every file under the run, mixture and training directories is hashed (sha256). JSON files
 (manifests, stats, markers, mix.json, report.json) are hashed after dropping what differs from
-one run to the next by nature: times, durations, throughput, the code version. The training
+one run to the next by nature: times, durations, throughput, the code version, and with the
+checkout's own path written as `<checkout>` (two clones compare equal). The training
 curve is kept as numbers (step, loss, loss per source, lr) for the first `--steps` steps.
 Checkpoints are skipped (their bytes carry timestamps); report.html is skipped (it embeds the
 times); the report's figures are in report.json.
@@ -29,24 +30,27 @@ SKIPPED = ("checkpoints/", "report.html", ".cache/")
 CURVE_KEYS = ("kind", "step", "loss", "loss_by_source", "tokens", "tokens_by_source", "lr")
 
 
-def stable(value: Any) -> Any:
-    """`value` without the keys that change from one run to the next by nature."""
+def stable(value: Any, checkout: str = "") -> Any:
+    """`value` without the keys that change from one run to the next by nature, and with the
+    checkout's own path (in the paths manifests record) written as `<checkout>`."""
     if isinstance(value, dict):
-        return {k: stable(v) for k, v in value.items()
+        return {k: stable(v, checkout) for k, v in value.items()
                 if k not in VOLATILE_KEYS and not k.endswith(VOLATILE_SUFFIXES)}
     if isinstance(value, list):
-        return [stable(v) for v in value]
+        return [stable(v, checkout) for v in value]
+    if isinstance(value, str) and checkout:
+        return value.replace(checkout, "<checkout>")
     return value
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: Path, checkout: str = "") -> str:
     if path.suffix == ".json":
         try:
             data = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError):
             pass
         else:
-            return hashlib.sha256(json.dumps(stable(data), sort_keys=True).encode()).hexdigest()
+            return hashlib.sha256(json.dumps(stable(data, checkout), sort_keys=True).encode()).hexdigest()
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -61,13 +65,14 @@ def training_curve(metrics: Path, steps: int) -> list[dict]:
 
 
 def fingerprint(out: Path, steps: int) -> dict:
+    checkout = str(out.resolve().parent)  # out/ sits in the checkout whose configs wrote it
     files = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         rel = path.relative_to(out).as_posix()
         if rel.endswith("metrics.jsonl"):
             files[rel] = training_curve(path, steps)
         elif not any(s in rel for s in SKIPPED):
-            files[rel] = file_digest(path)
+            files[rel] = file_digest(path, checkout)
     return files
 
 

@@ -16,7 +16,7 @@ Two definitions (`compat`):
   duplicate line only if it is text: not a rule of symbols without a letter or digit ("-",
   "|"), nor a short labelled field with its value ("Ort: Stadthalle", "Eintritt: frei"), which
   listings repeat by design (`is_layout_or_field_line`; every line still counts in the total).
-- `datatrove`: datatrove's decisions (tests/test_heuristic_filters.py measures the agreement on
+- `datatrove`: datatrove's decisions (tests/filters/test_heuristic_filters.py measures the agreement on
   real pages): those three count every spaCy token, each comma and period a "word" without a
   letter, so that ordinary German or English news prose scores 0.78-0.80 and is dropped.
 

@@ -31,7 +31,7 @@ no spaCy on the hot path (about 1 ms for a 5,000-character page, ten times faste
 
 Any other language gets the default (spaCy's base) rules; no language raises. Against spaCy on
 our 702-page sample, 85% of the pages get exactly spaCy's token list and the rest differ by a few
-tokens (spaCy's longer exception lists); tests/test_heuristic_filters.py measures the effect on
+tokens (spaCy's longer exception lists); tests/filters/test_heuristic_filters.py measures the effect on
 the filters' decisions.
 
 Stop words

@@ -1,6 +1,6 @@
 """`gristmill trial-node` (a one-machine trial cluster on 127.0.0.1) and the driver's lost working
 directory: fast checks. The two-node cluster itself is started and its listeners checked in
-tests/test_jobs.py."""
+tests/pipeline/test_jobs.py."""
 
 from __future__ import annotations
 

@@ -132,7 +132,7 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def training_run(path: Path) -> Path:
-    """A training run's metrics.jsonl as trainer/metrics.py writes it (tests/test_train.py runs the trainer)."""
+    """A training run's metrics.jsonl as trainer/metrics.py writes it (tests/trainer/test_train.py runs the trainer)."""
     path.mkdir(parents=True)
     lines = []
     for step in range(10, 110, 10):

@@ -74,7 +74,7 @@ def remove_task(run_dir: str, part: int, partitions: int, against: list[str], do
     dropped: Counter = Counter()
     docs_in = bytes_out = earlier = 0
     with fsspec.open(lay.input_part(part), "rb") as f:
-        source = pq.ParquetFile(f, pre_buffer=False)  # (stages/write.py:read_parquet says why)
+        source = pq.ParquetFile(f, pre_buffer=False)  # (core/io.py:read_parquet says why)
         extra = [fld for fld in source.schema_arrow if fld.name not in DOC_SCHEMA.names] + [DUPLICATES]
         doc_schema, reject_schema = schemas(extra)
         docs = PartWriter(docs_out, doc_schema, compression)

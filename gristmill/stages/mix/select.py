@@ -112,7 +112,7 @@ def read_part(ref: PartRef, mix: MixConfig, dtype: str) -> dict:
     """A part's documents with everything the mixture decides from: ids, token ranges, source,
     split, sample keys."""
     with fsspec.open(ref.docs, "rb") as f:  # any fsspec URL (pyarrow would use its own S3 client)
-        pf = pq.ParquetFile(f, pre_buffer=False)  # (stages/write.py:read_parquet says why)
+        pf = pq.ParquetFile(f, pre_buffer=False)  # (core/io.py:read_parquet says why)
         table = pf.read(columns=["id"] + [c for c in where_columns(mix) if c in pf.schema_arrow.names])
     tokens, offsets, _ = read_tokens(ref.tokens, dtype)
     if len(offsets) - 1 != table.num_rows:
