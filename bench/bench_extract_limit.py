@@ -21,8 +21,8 @@ from pathlib import Path
 
 import gristmill.core.env  # noqa: F401
 
-from gristmill.stages.extract import ExtractConfig
 from gristmill.core.stats import StageStats
+from gristmill.stages.extract import ExtractConfig
 from gristmill.stages.extract import TrafilaturaExtract
 from gristmill.stages.ingest import read_all
 

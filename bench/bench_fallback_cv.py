@@ -42,8 +42,8 @@ from pathlib import Path
 import gristmill.core.env  # noqa: F401
 import trafilatura
 
-from gristmill.pipeline.config import parse_config
 from gristmill.core.stats import RunStats
+from gristmill.pipeline.config import parse_config
 from gristmill.stages.extract import MARKUP, TrafilaturaExtract, decode_html, main_content, reads_as_article
 from gristmill.stages.ingest import WarcIngest
 

@@ -32,12 +32,12 @@ from pathlib import Path
 import yaml
 
 import gristmill.core.env  # noqa: F401  (offline hubs before anything loads a model)
+from gristmill.core.stats import RunStats
 from gristmill.filters.text import TextView
 from gristmill.filters.url_blocklist import _host_and_path, domain_candidates
 from gristmill.pipeline.config import parse_config
-from gristmill.stages.filters import FiltersConfig
 from gristmill.pipeline.shard import build_doc_stages
-from gristmill.core.stats import RunStats
+from gristmill.stages.filters import FiltersConfig
 from gristmill.stages.ingest import WarcIngest
 
 ROOT = Path(__file__).resolve().parent.parent

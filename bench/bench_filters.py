@@ -19,14 +19,14 @@ from pathlib import Path
 import gristmill.core.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
 from datatrove.data import Document
 from datatrove.pipeline.filters import (
-    C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter,
-)
+                                        C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter,
+                                        )
 
+from gristmill.core.stats import RunStats
 from gristmill.filters import FILTERS
 from gristmill.filters.text import TextView, stop_words
 from gristmill.pipeline.config import parse_config
 from gristmill.pipeline.shard import build_doc_stages
-from gristmill.core.stats import RunStats
 from gristmill.stages.ingest import WarcIngest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script

@@ -32,8 +32,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import FreshProcesses, machine_notes, markdown_table, measured, write_json  # noqa: E402
-from gristmill.stages.mix.config import parse_mix  # noqa: E402
 from gristmill.stages.mix import build_mixture  # noqa: E402
+from gristmill.stages.mix.config import parse_mix  # noqa: E402
 
 SAMPLE = ROOT / "out" / "sample"
 

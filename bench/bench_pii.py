@@ -39,13 +39,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 import gristmill.core.env  # noqa: F401,E402
 from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
-from gristmill.stages.extract import ExtractConfig  # noqa: E402
-from gristmill.stages.pii import PII_ENTITIES, PiiConfig  # noqa: E402
 from gristmill.core.stats import StageStats  # noqa: E402
+from gristmill.stages.extract import ExtractConfig  # noqa: E402
 from gristmill.stages.extract import TrafilaturaExtract  # noqa: E402
 from gristmill.stages.ingest import read_all  # noqa: E402
+from gristmill.stages.pii import PII_ENTITIES, PiiConfig  # noqa: E402
 from gristmill.stages.pii import (PiiScrub, analyze, analyzer_engine, findings, forget_seen_pieces,  # noqa: E402
-                        resolve_overlaps)
+                                  resolve_overlaps)
 
 ENTITIES = frozenset(PII_ENTITIES)
 CORPORA = {"packed": "warc/packed/*.warc.gz", "real": "warc/real/*", "more": "warc/more/*"}

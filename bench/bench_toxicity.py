@@ -45,8 +45,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import DATA_DIR, machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
-from gristmill.filters.text import TextView  # noqa: E402
 from gristmill.filters.bad_words import BadWords, BadWordsParams, available_languages, base_language  # noqa: E402
+from gristmill.filters.text import TextView  # noqa: E402
 from gristmill.filters.toxicity import ToxicityParams, ToxicityScore  # noqa: E402
 from gristmill.filters.url_blocklist import UrlBlocklist, UrlBlocklistParams  # noqa: E402
 

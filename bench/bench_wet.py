@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when 
 import gristmill.core.env  # noqa: F401,E402
 from bench.common import DATA_DIR, machine_notes, markdown_table, write_json  # noqa: E402
 from bench.gold import token_f1  # noqa: E402
-from gristmill.stages.extract import ExtractConfig  # noqa: E402
 from gristmill.core.stats import StageStats  # noqa: E402
+from gristmill.stages.extract import ExtractConfig  # noqa: E402
 from gristmill.stages.extract import TrafilaturaExtract  # noqa: E402
 from gristmill.stages.ingest import read_all  # noqa: E402
 

@@ -63,9 +63,9 @@ import fsspec
 from fsspec.utils import infer_compression
 from pydantic import Field
 
+from gristmill.core.io import copy_atomic, is_local, write_json_atomic
 from gristmill.filters.base import DocFilter, FilterParams, Limit
 from gristmill.filters.text import TextView
-from gristmill.core.io import copy_atomic, is_local, write_json_atomic
 
 fasttext.FastText.eprint = lambda *a, **k: None  # silence the load_model deprecation banner
 

@@ -15,9 +15,9 @@ import yaml
 
 from gristmill.core import env  # noqa: F401
 from gristmill.core.config import ConfigError
-from gristmill.pipeline.config import expand_inputs, load_config
-from gristmill.core.version import code_version
 from gristmill.core.io import exists, open_atomic, read_json
+from gristmill.core.version import code_version
+from gristmill.pipeline.config import expand_inputs, load_config
 
 START_DIR = os.getcwd()  # a Ray job's driver runs in its working_dir, which a runtime-env agent may remove
 

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from gristmill.core import env  # noqa: F401  (Ray settings; must precede `import ray`)
+from gristmill.core.io import read_json
 
 LOCAL_ADDRESS = "http://127.0.0.1:8265"
 DEFAULT_ADDRESS = os.environ.get("GRISTMILL_JOB_ADDRESS", LOCAL_ADDRESS)
@@ -178,7 +179,6 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def _run_status(entrypoint: str | None) -> str | None:
     """The status in the manifest of the run a `gristmill submit` job runs, where this machine can
     read it (its config, `<run dir>/submitted-config.yaml`, is the entrypoint's argument)."""
-    from gristmill.core.io import read_json
 
     words = (entrypoint or "").split()
     if words[:4] != ["python", "-m", "gristmill", "run"] or len(words) < 5:

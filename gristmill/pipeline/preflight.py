@@ -8,8 +8,10 @@ key that names the path.
 from __future__ import annotations
 
 from gristmill.core.config import ConfigError
-from gristmill.pipeline.config import Config
 from gristmill.core.io import exists
+from gristmill.pipeline.config import Config
+from gristmill.stages.dedup import earlier_runs, index_params
+from gristmill.stages.tokenize import load_tokenizer
 
 
 def check_paths(cfg: Config) -> None:
@@ -18,8 +20,6 @@ def check_paths(cfg: Config) -> None:
     if cfg.stages.tokenize is not None and cfg.stages.tokenize.tokenizer is not None:
         _check_tokenizer(cfg.stages.tokenize.tokenizer, cfg.stages.tokenize.eos_token)
     if cfg.stages.dedup is not None and cfg.stages.dedup.against:
-        from gristmill.stages.dedup import earlier_runs, index_params
-
         for i, run_dir in enumerate(cfg.stages.dedup.against):
             if not exists(f"{run_dir}/manifest.json") and not exists(f"{run_dir}/dedup"):
                 raise ConfigError(f"stages.dedup.against.{i}: {run_dir!r} is not a run directory")
@@ -40,8 +40,6 @@ def _check_model_files(cfg: Config) -> None:
 
 
 def _check_tokenizer(path: str, eos_token: str) -> None:
-    from gristmill.stages.tokenize import load_tokenizer
-
     if not exists(path):
         raise ConfigError(f"stages.tokenize.tokenizer: {path!r} does not exist")
     try:

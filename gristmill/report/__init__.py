@@ -11,8 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from gristmill.report.collect import collect_documents, filter_limits, read_mix, signal_columns, token_lengths
 from gristmill.core.io import open_atomic, read_json
+from gristmill.report.collect import collect_documents, filter_limits, read_mix, signal_columns, token_lengths
 
 FORMAT = "gristmill-report/1"
 SCHEMA = Path(__file__).with_name("schema.json")

@@ -33,8 +33,8 @@ from pydantic import Field
 from gristmill.core.config import Strict
 from gristmill.core.stats import StageStats
 from gristmill.stages.http_body import (HeaderlessBlock, ResponseHeadParser, declared_charset, headerless_content_type,
-                               looks_binary, looks_like_html, matches_http_length, read_body, was_cut_short,
-                               without_nul_bytes)
+                                        looks_binary, looks_like_html, matches_http_length, read_body, was_cut_short,
+                                        without_nul_bytes)
 
 
 class IngestConfig(Strict):

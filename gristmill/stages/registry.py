@@ -22,6 +22,7 @@ STAGES: list[StageSpec] = [
     StageSpec("dedup", dedup_config.DedupConfig, "run", dedup.run_stage,
               resolve_paths=dedup_config.resolve_paths, check=dedup_config.check),
     StageSpec("write", write.WriteConfig, "document", required=True),  # the chain's sink
-    StageSpec("tokenize", tokenize.TokenizeConfig, "run", tokenize.run_stage, resolve_paths=tokenize.resolve_paths),
+    StageSpec("tokenize", tokenize.TokenizeConfig, "run", tokenize.run_stage,
+              resolve_paths=tokenize.resolve_paths),
 ]
 

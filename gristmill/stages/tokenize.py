@@ -16,12 +16,12 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from pydantic import Field
 
+from gristmill.core import layout
 from gristmill.core.config import Strict
-from gristmill.stages.token_encoder import load_encoder
 from gristmill.core.data import read_tokens
 from gristmill.core.io import exists, open_atomic, read_json, read_parquet, write_json_atomic
-from gristmill.core import layout
 from gristmill.stages.base import RunContext
+from gristmill.stages.token_encoder import load_encoder
 
 
 class TokenizeConfig(Strict):

@@ -29,6 +29,7 @@ def test_a_write_appears_under_its_name_only_when_complete(tmp_path):
 def test_copy_between_urls_and_json_round_trip(tmp_path):
     write_json_atomic(str(tmp_path / "a.json"), {"x": 1})
     copy_atomic(str(tmp_path / "a.json"), f"file://{tmp_path}/deeper/b.json")
-    assert exists(str(tmp_path / "deeper" / "b.json")) and read_json(str(tmp_path / "deeper" / "b.json")) == {"x": 1}
+    copied = str(tmp_path / "deeper" / "b.json")
+    assert exists(copied) and read_json(copied) == {"x": 1}
     copy_atomic(str(tmp_path / "a.json"), "memory://gristmill-test/b.json")
     assert read_json("memory://gristmill-test/b.json") == {"x": 1}

@@ -31,11 +31,11 @@ from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 
 from gristmill.filters.quality_model import (QualityModel, QualityModelError, load_model, normalize, roc_auc,
-                                   train_quality_model)
+                                             train_quality_model)
+from gristmill.core.stats import StageStats
 from gristmill.filters.text import TextView
 from gristmill.pipeline.cli import main
 from gristmill.stages.extract import ExtractConfig
-from gristmill.core.stats import StageStats
 from gristmill.stages.extract import TrafilaturaExtract, decode_html
 from gristmill.stages.ingest import read_all
 from gristmill.stages.lid import lid176_path

@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
+from gristmill.core.data import schemas
 from gristmill.pipeline.config import parse_config
 from gristmill.pipeline.runner import run_pipeline
 from gristmill.stages.tokenize import read_shard
-from gristmill.core.data import schemas
 from tests.conftest import WARC, make_config, require
 
 pytestmark = pytest.mark.slow

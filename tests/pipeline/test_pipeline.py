@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from gristmill.stages.tokenize import load_tokenizer, read_shard
 from gristmill.core.data import schemas
+from gristmill.stages.tokenize import load_tokenizer, read_shard
 from tests.conftest import ROOT, WARC, already_done, kill_run_midway, make_config, require
 
 pytestmark = pytest.mark.slow

@@ -79,7 +79,8 @@ def config(tmp_path, **stages) -> dict:
 
 def test_the_loader_knows_a_registered_stage_by_its_key(registered, tmp_path):
     cfg = parse_config(config(tmp_path, shout={"min_chars": 5}, write={}))
-    assert cfg.stages.shout == ShoutConfig(min_chars=5) and cfg.stages.order == ["ingest", "extract", "shout", "write"]
+    assert cfg.stages.shout == ShoutConfig(min_chars=5)
+    assert cfg.stages.order == ["ingest", "extract", "shout", "write"]
     assert [type(s).__name__ for s in build_doc_stages(cfg)] == ["TrafilaturaExtract", "Shout"]
     with pytest.raises(ConfigError, match=r"stages\.shout\.min_chars: Input should be greater than or equal to 0"):
         parse_config(config(tmp_path, shout={"min_chars": -1}, write={}))

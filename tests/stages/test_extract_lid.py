@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.stages.extract import ExtractConfig
-from gristmill.stages.lid import LidConfig
 from gristmill.core.stats import StageStats
+from gristmill.stages.extract import ExtractConfig
 from gristmill.stages.extract import TrafilaturaExtract, decode_html
 from gristmill.stages.ingest import read_all
+from gristmill.stages.lid import LidConfig
 from gristmill.stages.lid import FastTextLid, LanguagePrecheck
 from tests.conftest import DATA, ROOT, WARC, require
 from tests.floors import floor

@@ -3,8 +3,8 @@
 import pytest
 
 from bench.gold import load_scrapinghub_gold, load_trafilatura_gold, mean_token_scores, total_snippet_counts
-from gristmill.stages.extract import ExtractConfig
 from gristmill.core.stats import StageStats
+from gristmill.stages.extract import ExtractConfig
 from gristmill.stages.extract import TrafilaturaExtract
 from gristmill.stages.ingest import read_all
 from tests.conftest import DATA, WARC, require

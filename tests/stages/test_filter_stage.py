@@ -6,11 +6,11 @@ import pytest
 import yaml
 
 from gristmill import filters
-from gristmill.filters.base import DocFilter, FilterParams
 from gristmill.core.config import ConfigError
+from gristmill.core.stats import StageStats
+from gristmill.filters.base import DocFilter, FilterParams
 from gristmill.pipeline.config import load_config
 from gristmill.stages.filters import FiltersConfig
-from gristmill.core.stats import StageStats
 from gristmill.stages.filters import FilterStage
 from tests.conftest import WARC, make_config, require
 

@@ -14,10 +14,10 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from gristmill.stages.ingest import IngestConfig
 from gristmill.core.stats import StageStats
 from gristmill.stages.extract import decode_html
 from gristmill.stages.http_body import looks_binary
+from gristmill.stages.ingest import IngestConfig
 from gristmill.stages.ingest import WarcIngest, read_all
 from gristmill.stages.ranges import plan_ranges
 from tests.conftest import WARC, require

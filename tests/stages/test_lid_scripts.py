@@ -8,8 +8,8 @@ import gzip
 
 import pytest
 
-from gristmill.stages.lid import LidConfig
 from gristmill.core.stats import StageStats
+from gristmill.stages.lid import LidConfig
 from gristmill.stages.lid import LANGUAGE_SCRIPTS, FastTextLid, Scripts, identify, load_model
 from tests.conftest import DATA, require
 from tests.floors import floor

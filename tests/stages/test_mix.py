@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from gristmill.core.config import ConfigError
-from gristmill.stages.mix.config import MixConfig, parse_mix
 from gristmill.stages.dedup import run_in_process
 from gristmill.stages.mix import MixFailed, build_mixture, prepare
+from gristmill.stages.mix.config import MixConfig, parse_mix
 from gristmill.stages.mix.select import content_hashes
 from tests.conftest import ROOT
 
@@ -268,8 +268,8 @@ def test_runs_must_be_finished_tokenized_alike_and_match_their_rows(corpus, tmp_
 KILLER = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-from gristmill.stages.mix.config import parse_mix
 from gristmill.stages.mix import build_mixture
+from gristmill.stages.mix.config import parse_mix
 spec = parse_mix({raw!r}).mixture
 step, after, done = {step!r}, {after}, 0
 def execute(fn, args, desc):

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 
 from gristmill.core.config import ConfigError
+from gristmill.core.stats import StageStats
 from gristmill.pipeline.config import parse_config
 from gristmill.stages.pii import PII_ENTITIES, PiiConfig
-from gristmill.core.stats import StageStats
 from gristmill.stages.pii import COLUMNS, PiiScrub, analyze, candidate_windows, findings, resolve_overlaps
 from gristmill.stages.pii_screen import candidates
 from tests.conftest import DATA, require

@@ -2,8 +2,8 @@
 
 import pytest
 
-from gristmill.pipeline.runner import plan_shards
 from gristmill.core.stats import StageStats
+from gristmill.pipeline.runner import plan_shards
 from gristmill.stages.ingest import WarcIngest, read_all
 from gristmill.stages.ingest import IngestConfig
 from gristmill.stages.ranges import plan_ranges

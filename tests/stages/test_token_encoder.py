@@ -15,7 +15,7 @@ import tiktoken
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from gristmill.stages.token_encoder import (CHAR_TO_BYTE, GPT2_PATTERN, LLAMA3_PATTERN, TokenEncoder, encoder_from_json,
-                                  load_encoder, utf8_safe)
+                                            load_encoder, utf8_safe)
 from gristmill.stages.tokenize import read_shard, tokenize_part
 from tests.conftest import DATA, require
 

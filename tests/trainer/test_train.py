@@ -20,13 +20,13 @@ import torch
 import yaml
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from tests.conftest import ROOT
-from tests.trainer.test_data import write_tiny_mix
 from gristmill.trainer.config import load_train_config
 from gristmill.trainer.metrics import SourceLoss
 from gristmill.trainer.parallel import World
 from gristmill.trainer.train import lr_at, train
 from gristmill.trainer.watchdog import start_time
+from tests.conftest import ROOT
+from tests.trainer.test_data import write_tiny_mix
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every run: comparable to the bit

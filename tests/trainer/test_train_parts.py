@@ -17,13 +17,13 @@ import torch
 import yaml
 
 from gristmill.core.config import ConfigError
-from tests.trainer.test_data import rows, take, write_tiny_mix
 from gristmill.trainer.config import load_train_config
 from gristmill.trainer.data import MixtureLoader
 from gristmill.trainer.metrics import format_duration, peak_tflops
 from gristmill.trainer.parallel import device_peak_tflops
 from gristmill.trainer.train import resume_state
 from gristmill.trainer.watchdog import start_time
+from tests.trainer.test_data import rows, take, write_tiny_mix
 
 KW = dict(seq_len=8, seed=3)
 

@@ -18,18 +18,18 @@ from dataclasses import asdict
 import fsspec
 
 from gristmill.core.config import ConfigError
+from gristmill.core.io import exists, read_json, write_json_atomic
 from gristmill.core.layout import docs_path, part_name, rejects_path
 from gristmill.core.stats import StageStats
 from gristmill.stages.base import Execute, RunContext
 from gristmill.stages.dedup import records
-from gristmill.stages.dedup.config import DedupConfig
 from gristmill.stages.dedup.buckets import Source, bucket_task
 from gristmill.stages.dedup.components import collect_task, round_task
+from gristmill.stages.dedup.config import DedupConfig
 from gristmill.stages.dedup.layout import Layout, families
 from gristmill.stages.dedup.minhash import NORMALISATION, LshParams
 from gristmill.stages.dedup.remove import remove_task
 from gristmill.stages.dedup.signatures import sign_part
-from gristmill.core.io import exists, read_json, write_json_atomic
 
 MAX_ROUNDS = 64
 SORT_COPIES = 4  # a task holds about this many copies of its records while sorting

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gristmill.core.io import write_json_atomic
 from gristmill.stages.dedup import records
 from gristmill.stages.dedup.layout import Layout
-from gristmill.core.io import write_json_atomic
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ import time
 import fsspec
 import numpy as np
 
+from gristmill.core.io import write_json_atomic
 from gristmill.stages.dedup import records
 from gristmill.stages.dedup.buckets import both_ways
 from gristmill.stages.dedup.layout import Layout
-from gristmill.core.io import write_json_atomic
 
 
 def read_partition(round_dir: str, p: int) -> np.ndarray:

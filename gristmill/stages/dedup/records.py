@@ -17,6 +17,7 @@ import fsspec
 import numpy as np
 
 from gristmill.core.io import open_atomic
+from gristmill.stages.dedup.minhash import fmix64
 
 BAND = np.dtype([("hash", "<u8"), ("prio", "<u8"), ("key", "<u8")])  # one document in one band
 EDGE = np.dtype([("vk", "<u8"), ("vp", "<u8"), ("mk", "<u8"), ("mp", "<u8")])  # v → m, m better
@@ -77,8 +78,6 @@ def less(ap: np.ndarray, ak: np.ndarray, bp: np.ndarray, bk: np.ndarray) -> np.n
 
 
 def partition_of(keys: np.ndarray, partitions: int) -> np.ndarray:
-    from gristmill.stages.dedup.minhash import fmix64
-
     return (fmix64(keys) >> np.uint64(32)) % np.uint64(partitions)
 
 

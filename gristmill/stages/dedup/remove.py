@@ -15,10 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gristmill.stages.dedup import records
-from gristmill.stages.dedup.layout import Layout
 from gristmill.core.data import DOC_SCHEMA, schemas
 from gristmill.core.io import PartWriter, read_parquet, write_json_atomic
+from gristmill.stages.dedup import records
+from gristmill.stages.dedup.layout import Layout
 
 BATCH = 2000
 DUPLICATES = pa.field("duplicates", pa.int32())  # documents of this run dropped in favour of this one

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from gristmill.core.io import write_json_atomic, write_table_atomic
 from gristmill.stages.dedup import records
 from gristmill.stages.dedup.layout import Layout, families
 from gristmill.stages.dedup.minhash import LshParams, sign
-from gristmill.core.io import write_json_atomic, write_table_atomic
 
 BATCH = 512
 CURRENT_RUN = np.uint64(1 << 63)  # earlier runs' documents get priority 0: they always win

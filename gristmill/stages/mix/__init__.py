@@ -28,14 +28,14 @@ import fsspec
 import numpy as np
 
 from gristmill.core.config import ConfigError
-from gristmill.stages.mix.config import MixConfig
+from gristmill.core.io import exists, is_local, read_json, write_json_atomic
 from gristmill.core.version import code_version
 from gristmill.stages.mix.allocate import fill, plan, share_departures
+from gristmill.stages.mix.config import MixConfig
 from gristmill.stages.mix.runs import Runs, check_columns, open_runs
 from gristmill.stages.mix.select import (KEY_BITS, extra_validation, hold_out_part, key_bucket, scan_part,
-                               validation_wanted, window_part)
+                                         validation_wanted, window_part)
 from gristmill.stages.mix.shuffle import ShardPlan, spill_part, write_shard
-from gristmill.core.io import exists, is_local, read_json, write_json_atomic
 
 FORMAT = "gristmill-mix/1"
 SCAN_FORMAT = 2  # what a scan file holds; part of its name

@@ -12,8 +12,8 @@ import fsspec
 import pyarrow.parquet as pq
 
 from gristmill.core.config import ConfigError
-from gristmill.stages.mix.config import VIRTUAL_COLUMNS, MixConfig
 from gristmill.core.io import exists, is_local, protocol, read_json
+from gristmill.stages.mix.config import VIRTUAL_COLUMNS, MixConfig
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gristmill.stages.mix.config import VIRTUAL_COLUMNS, Condition, MixConfig
 from gristmill.core.data import read_tokens
-from gristmill.stages.mix.runs import PartRef
 from gristmill.core.io import open_atomic
+from gristmill.stages.mix.config import VIRTUAL_COLUMNS, Condition, MixConfig
+from gristmill.stages.mix.runs import PartRef
 
 KEY_BITS = 18  # sample-key histogram resolution: 2^18 buckets per source
 UNMATCHED = -1

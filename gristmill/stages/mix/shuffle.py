@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import fsspec
 import numpy as np
 
-from gristmill.stages.mix.allocate import Allocation
 from gristmill.core.data import read_tokens
+from gristmill.core.io import open_atomic, read_parquet, write_json_atomic
+from gristmill.stages.mix.allocate import Allocation
 from gristmill.stages.mix.runs import PartRef
 from gristmill.stages.mix.select import UNMATCHED, held_out, key_bucket, order_keys
-from gristmill.core.io import open_atomic, read_parquet, write_json_atomic
 
 RECORD = np.dtype([("key", "<u8"), ("length", "<i8"), ("source", "<i2"), ("run", "<i4"), ("part", "<i4"),
                    ("row", "<i8")])
