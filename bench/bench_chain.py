@@ -162,8 +162,8 @@ def run_datatrove(variant: Variant, inputs: list[Path]) -> Output:
     from datatrove.pipeline.base import PipelineStep
     from datatrove.pipeline.extractors import Trafilatura
     from datatrove.pipeline.filters import (
-                                            C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter, LanguageFilter,
-                                            )
+        C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter, LanguageFilter,
+    )
     from datatrove.pipeline.formatters import PIIFormatter
     from datatrove.pipeline.readers import WarcReader
 

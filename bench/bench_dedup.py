@@ -36,19 +36,19 @@ from datasketch import MinHash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import (  # noqa: E402
-                          DATA_DIR, FreshProcesses, machine_notes, markdown_table, measured, pin_to_core, write_json,
-                          )
+    DATA_DIR, FreshProcesses, machine_notes, markdown_table, measured, pin_to_core, write_json,
+)
 from bench.dedup_corpus import (  # noqa: E402
-                                bucket_pairs, character_words, cluster_pairs, clusters_from_rejects, near_duplicate_set, normalised_by,
-                                pair_scores, replicated_corpus, write_parts,
-                                )
+    bucket_pairs, character_words, cluster_pairs, clusters_from_rejects, near_duplicate_set, normalised_by,
+    pair_scores, replicated_corpus, write_parts,
+)
 from gristmill.core.stats import StageStats  # noqa: E402
 from gristmill.pipeline.config import parse_config  # noqa: E402
 from gristmill.stages.dedup import run_dedup, run_in_process  # noqa: E402
 from gristmill.stages.extract import ExtractConfig  # noqa: E402
 from gristmill.stages.dedup.minhash import (  # noqa: E402
-                                            HAS_CJK, LshParams, normalise, shingle_hashes, shingles, sign, signatures,
-                                            )
+    HAS_CJK, LshParams, normalise, shingle_hashes, shingles, sign, signatures,
+)
 from gristmill.stages.extract import TrafilaturaExtract  # noqa: E402
 from gristmill.stages.ingest import read_all  # noqa: E402
 
@@ -168,8 +168,8 @@ def whole_stage(texts: list[str], copies: int) -> dict:
 
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
-                                                  MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
-                                                  )
+        MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+    )
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 

@@ -46,12 +46,12 @@ from gristmill.stages.lid import lid176_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 from bench.common import (  # noqa: E402
-                          DATA_DIR, cpu_seconds, fastest_of_each, machine_notes, markdown_table, pin_to_core, write_json,
-                          )
+    DATA_DIR, cpu_seconds, fastest_of_each, machine_notes, markdown_table, pin_to_core, write_json,
+)
 from bench.gold import (  # noqa: E402
-                        SnippetGold, load_scrapinghub_gold, load_trafilatura_gold, mean_token_scores, packed_file_names,
-                        snippet_scores, token_f1, total_snippet_counts,
-                        )
+    SnippetGold, load_scrapinghub_gold, load_trafilatura_gold, mean_token_scores, packed_file_names,
+    snippet_scores, token_f1, total_snippet_counts,
+)
 
 PACKED = {"scrapinghub": "scrapinghub_pages.warc.gz", "trafilatura": "trafilatura_pages.warc.gz"}
 EXTRACT_TIMEOUT_S = 5.0  # gristmill's default, given to datatrove too (its own default is 1 s)

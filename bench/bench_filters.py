@@ -19,8 +19,8 @@ from pathlib import Path
 import gristmill.core.env  # noqa: F401  (offline hub, HF_HOME: before datatrove)
 from datatrove.data import Document
 from datatrove.pipeline.filters import (
-                                        C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter,
-                                        )
+    C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter,
+)
 
 from gristmill.core.stats import RunStats
 from gristmill.filters import FILTERS

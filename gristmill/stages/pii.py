@@ -108,8 +108,8 @@ def analyzer_engine():
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import (
-                                                          CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer, UsSsnRecognizer,
-                                                          )
+        CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer, UsSsnRecognizer,
+    )
 
     offline_tld = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # the bundled snapshot
 

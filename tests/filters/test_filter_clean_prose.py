@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from gristmill.filters.fineweb import FineWebQuality, FineWebQualityParams
 from gristmill.filters.gopher import (
-                                      GopherQuality,
-                                      GopherQualityParams,
-                                      GopherRepetition,
-                                      GopherRepetitionParams,
-                                      is_layout_or_field_line,
-                                      list_marker_tokens,
-                                      repeated_lines,
-                                      )
+    GopherQuality,
+    GopherQualityParams,
+    GopherRepetition,
+    GopherRepetitionParams,
+    is_layout_or_field_line,
+    list_marker_tokens,
+    repeated_lines,
+)
 from gristmill.filters.text import TextView
 from gristmill.filters.url_blocklist import UrlBlocklist, UrlBlocklistParams
 

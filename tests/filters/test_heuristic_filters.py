@@ -59,11 +59,11 @@ def _datatrove_filters(language: str) -> dict[str, object] | None:
     """datatrove's four filters at their defaults for this language (the Gopher stop words set to
     ours, as we use per-language lists); None where datatrove has no word tokenizer here."""
     from datatrove.pipeline.filters import (
-                                            C4QualityFilter,
-                                            FineWebQualityFilter,
-                                            GopherQualityFilter,
-                                            GopherRepetitionFilter,
-                                            )
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
     from datatrove.utils.word_tokenizers import load_word_tokenizer
 
     try:

@@ -18,9 +18,9 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 
 from bench.dedup_corpus import (
-                                bucket_pairs, character_words, cluster_pairs, clusters_from_rejects, datasketch_clusters,
-                                near_duplicate_set, pair_scores, scrapinghub_bodies, write_parts,
-                                )
+    bucket_pairs, character_words, cluster_pairs, clusters_from_rejects, datasketch_clusters,
+    near_duplicate_set, pair_scores, scrapinghub_bodies, write_parts,
+)
 from gristmill.core.config import ConfigError
 from gristmill.core.data import schemas
 from gristmill.core.io import PartWriter
@@ -28,8 +28,8 @@ from gristmill.pipeline.config import parse_config
 from gristmill.stages.dedup import records, run_dedup, run_in_process
 from gristmill.stages.dedup.components import large_star, small_star
 from gristmill.stages.dedup.minhash import (
-                                            HAS_CJK, LshParams, normalise, shingle_hash32, shingle_hashes, shingles, sign, signatures,
-                                            )
+    HAS_CJK, LshParams, normalise, shingle_hash32, shingle_hashes, shingles, sign, signatures,
+)
 from tests.conftest import DATA, ROOT, WARC, require
 from tests.floors import floor
 
