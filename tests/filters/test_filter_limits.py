@@ -171,6 +171,7 @@ def results(views, quality_model_path) -> dict[tuple[str, str], list[tuple[dict,
 # --- (b) the decisions on real pages ------------------------------------------------------------
 
 @pytest.mark.parametrize(("cls", "compat"), CASES, ids=lambda x: getattr(x, "name", x))
+@pytest.mark.heavy
 def test_decisions_follow_the_limits(results, quality_model_path, cls, compat):
     """A document dropped for a Limit's reason violates that Limit; the rules are checked in the
     order of `limits()`, so the reason is the first violated Limit's, unless a rule with no Limit

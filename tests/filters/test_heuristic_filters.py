@@ -109,6 +109,7 @@ def decisions(pages) -> dict[str, list[tuple[str, str | None, str | None]]]:
 
 
 @pytest.mark.parametrize("cls", OURS, ids=lambda c: c.name)
+@pytest.mark.heavy
 def test_agrees_with_datatrove(decisions, cls):
     rows = decisions[cls.name]
     disagree = [(i, lang, theirs, ours) for i, (lang, theirs, ours) in enumerate(rows)
@@ -121,6 +122,7 @@ def test_agrees_with_datatrove(decisions, cls):
     assert agreement >= AGREEMENT_FLOOR, disagree
 
 
+@pytest.mark.heavy
 def test_same_reasons_as_datatrove(decisions):
     """Where both drop a page, mostly for the same first reason (ours renames datatrove's
     misnamed "gopher_enough_stop_words"; Chinese pages differ, see filters/text.py)."""
@@ -130,6 +132,7 @@ def test_same_reasons_as_datatrove(decisions):
     assert len(both) > 200 and len(differ) <= 0.01 * len(both), differ
 
 
+@pytest.mark.heavy
 def test_sample_chain_keeps_clean_gold_pages(pages):
     """The filters block of configs/sample.yaml on the packed gold pages (hand-picked clean news
     and blog pages: every drop is a false positive). Measured: the papers' definitions keep 632 of

@@ -82,6 +82,7 @@ def corpus(tmp_path_factory):
     return {"dir": d, "train": train, "held_pos": [p[1] for p in held], "held_neg": [p[2] for p in held]}
 
 
+@pytest.mark.heavy
 def test_train_quality_cli_and_filter(corpus, tmp_path):
     d = corpus["dir"]
     out = tmp_path / "models" / "quality.bin"
@@ -131,6 +132,7 @@ def test_train_quality_cli_and_filter(corpus, tmp_path):
     assert dropped["neg"] >= floor(0.90, 145) and dropped["pos"] <= 1 - floor(0.92, 145), dropped
 
 
+@pytest.mark.heavy
 def test_training_is_deterministic(corpus, tmp_path):
     d = corpus["dir"]
     kw = dict(epochs=2, lr=0.5, dim=8, bucket=10_000, log=lambda msg: None)

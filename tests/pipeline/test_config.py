@@ -153,6 +153,7 @@ def test_mixture_block_in_a_run_config(tmp_path, raw):
 
 @pytest.mark.parametrize("command, config", [("validate", "configs/sample.yaml"), ("mix", "configs/sample-mix.yaml"),
                                              ("train", "configs/train-sample.yaml")])
+@pytest.mark.heavy
 def test_a_malformed_override_is_one_line_exit_2(command, config):
     r = subprocess.run([sys.executable, "-m", "gristmill", command, config, "--set", "stages.lid.languages=[en, de"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)

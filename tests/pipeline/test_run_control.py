@@ -59,6 +59,7 @@ def test_an_unreachable_address_fails_in_one_line(tmp_path):
     assert not (tmp_path / "out" / "t" / "manifest.json").exists()  # nothing started, nothing written
 
 
+@pytest.mark.heavy
 def test_an_address_that_never_answers_fails_after_the_connect_timeout(tmp_path):
     """A port that accepts and stays silent: Ray's own connect loop would retry for minutes."""
     config = write_config(tmp_path)
@@ -87,6 +88,7 @@ def test_address_auto_with_no_cluster_recorded_says_so(tmp_path):
      "stages.filters.languages.de.quality_model.path"),
     ({"dedup": {"against": ["no-such-run"]}}, "stages.dedup.against.0"),
 ])
+@pytest.mark.heavy
 def test_validate_checks_every_path_the_run_needs(tmp_path, stages, key):
     raw = make_config(tmp_path, {"cc": [DOLMA]}, **stages)
     order = ["ingest", "extract", "lid", "filters", "pii", "dedup", "write", "tokenize"]
@@ -110,6 +112,7 @@ def test_a_tokenizer_without_the_eos_token_is_refused(tmp_path):
         check_paths(parse_config(raw))
 
 
+@pytest.mark.heavy
 def test_submit_refuses_a_changed_config_before_touching_the_run(tmp_path):
     config = write_config(tmp_path, "sub")
     run_dir = tmp_path / "out" / "sub"

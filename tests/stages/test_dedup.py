@@ -295,6 +295,7 @@ def truth_run(tmp_path_factory, truth):
     return cfg, parts, stats
 
 
+@pytest.mark.heavy
 def test_ground_truth_precision_and_recall(truth, truth_run):
     """Copies of real articles with realistic edits at known Jaccard similarities. Floors: the
     figure measured here (2026-11-28) less its 99% margin for the number of pairs it is a share
@@ -315,12 +316,14 @@ def test_ground_truth_precision_and_recall(truth, truth_run):
         assert scores["recall_by_jaccard"]["1.00-1.00"] == scores["recall_by_edit"]["format"] == 1.0
 
 
+@pytest.mark.heavy
 def test_clusters_equal_datasketch_minhashlsh(truth, truth_run):
     cfg, _, _ = truth_run
     theirs = datasketch_clusters({d.id: d.text for d in truth})
     assert sorted(map(sorted, clusters_from_rejects(cfg.run_dir))) == sorted(map(sorted, theirs))
 
 
+@pytest.mark.heavy
 def test_rejects_name_the_kept_document_and_the_reason(truth, truth_run):
     cfg, _, stats = truth_run
     docs = ds.dataset(f"{cfg.run_dir}/docs", format="parquet").to_table().to_pylist()
@@ -339,6 +342,7 @@ def test_rejects_name_the_kept_document_and_the_reason(truth, truth_run):
     assert stats.docs_out == len(docs) and stats.events["cc_rounds"] >= 1
 
 
+@pytest.mark.heavy
 def test_split_into_ranges_and_partitions_gives_the_same_result(tmp_path, truth, truth_run):
     cfg, parts, _ = truth_run
     small = dedup_config(tmp_path, task_memory_mb=0.05)
@@ -461,6 +465,7 @@ def outputs(run_dir: str) -> dict[str, bytes]:
     ("dedup signatures", 2), ("dedup buckets", 5), ("dedup large-star 1", 1), ("dedup small-star 2", 0),
     ("dedup collect", 1), ("dedup remove", 2),
 ])
+@pytest.mark.heavy
 def test_resume_after_a_kill_in_any_step_gives_the_same_result(tmp_path, truth, truth_run, step, after):
     cfg, parts, _ = truth_run
     raw = {"run": {"name": "killed", "output": str(tmp_path)},
@@ -478,6 +483,7 @@ def test_resume_after_a_kill_in_any_step_gives_the_same_result(tmp_path, truth, 
     assert outputs(killed.run_dir) == outputs(reference.run_dir)
 
 
+@pytest.mark.heavy
 def test_a_finished_dedup_reruns_as_a_no_op(truth_run):
     cfg, parts, stats = truth_run
     root = Path(cfg.run_dir)

@@ -83,6 +83,7 @@ def test_japanese_needs_kana():
     assert identify(load_model(), "\n".join(lines)).language == "zh"
 
 
+@pytest.mark.heavy
 def test_mixed_pages_with_right_labels_are_left_alone():
     """lingua's sentences in two scripts (web text: a site's English beside Urdu, Hindi, Korean…)
     on which fastText is right keep their label; none of lingua's sentences loses a right label."""

@@ -49,6 +49,7 @@ def test_labels_parse():
     assert sum(not x["label"] for x in rows) >= 20  # the false positives this file exists for
 
 
+@pytest.mark.heavy
 def test_held_out_precision_per_type():
     stage = PiiScrub(PiiConfig())
     held_out = [x for x in labels() if half(x["doc_id"]) == "held-out"]
@@ -61,6 +62,7 @@ def test_held_out_precision_per_type():
     assert kept >= floor(*TRUE_KEPT)
 
 
+@pytest.mark.heavy
 def test_labelled_hits_are_found_again():
     """A label's offsets, or its context if the page's text moved, lead back to its match."""
     texts = labelled_texts()

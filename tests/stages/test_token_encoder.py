@@ -99,6 +99,7 @@ def test_fast_path_ids_equal_hf_on_every_language_and_edge_case(trained, lingua,
 
 
 @pytest.mark.parametrize("style", ["gpt2", "llama3"])
+@pytest.mark.heavy
 def test_every_code_point_is_split_and_merged_as_hf_does(trained, style):
     """Unicode classes (\\s, \\p{L}, \\p{N}) of HF's regex engine and tiktoken's agree on each character."""
     encoder, hf = encoder_from_json(trained[style]), reference(trained[style])
