@@ -29,6 +29,7 @@ from pydantic import Field
 from gristmill.core.config import Strict
 from gristmill.core.stats import StageStats
 from gristmill.stages.base import DocStage
+from gristmill.stages.extract_artefacts import without_artefacts
 from gristmill.stages.extract_worker import ForkedWorker, WorkerDied, WorkerError, WorkerTimeout
 
 
@@ -43,6 +44,9 @@ class ExtractConfig(Strict):
     isolate: bool = True  # extract in a child process killed at the limit (else SIGALRM: fires late)
     min_chars: int = Field(default=1, ge=0)  # shorter results count as `empty_text`
     include_tables: bool = True
+    remove_artefacts: bool = True  # lines repeated past the page's own count, trailing link lists…
+    link_tail_lines: int = Field(default=4, ge=0)  # …of at least this many lines (0: kept); see
+    # stages/extract_artefacts.py
 
 OVERRUN_FACTOR = 1.1  # a page stopped later than this × the limit counts as an `extract_overrun`
 # A fast text "reads as a whole article" (tuned on the gold pages, BENCHMARKS.md):
@@ -131,7 +135,9 @@ class TrafilaturaExtract(DocStage):
     text is short against the page's main content: a fast text under `fallback_below_chars` that
     does not read as a whole article and is under `fallback_below_share` of resiliparse's
     main-content estimate is replaced by that estimate (`fallback: resiliparse`, ~3 ms) or by
-    trafilatura with its fallbacks (`trafilatura`, 5-10× the fast cost on those pages).
+    trafilatura with its fallbacks (`trafilatura`, 5-10× the fast cost on those pages). Then
+    `remove_artefacts` takes out what the extractor added: lines repeated past the page's own
+    count and trailing lists of link lines (extract_artefacts.py).
     BENCHMARKS.md ("The whole chain on real crawl pages") measures each setting.
     With `isolate`, extraction runs in a child process started once per `run` (shard) and
     replaced when it is killed at the time limit; it is stopped when the run ends.
@@ -154,6 +160,14 @@ class TrafilaturaExtract(DocStage):
         self.worker = ForkedWorker(self._extract_in_child) if cfg.isolate else None
 
     def extract(self, html: str) -> str | None:
+        """The page's main text, without what the extractor added (extract_artefacts.py)."""
+        text = self.main_text(html)
+        if text and self.cfg.remove_artefacts:
+            text, removed = without_artefacts(text, html, self.cfg.link_tail_lines)
+            self.events.update({f"removed:{what}": n for what, n in removed.items()})
+        return text
+
+    def main_text(self, html: str) -> str | None:
         cfg = self.cfg
         if not cfg.fast:
             return trafilatura.extract(html, no_fallback=False, **self.kwargs)
