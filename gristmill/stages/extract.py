@@ -44,6 +44,8 @@ class ExtractConfig(Strict):
     isolate: bool = True  # extract in a child process killed at the limit (else SIGALRM: fires late)
     min_chars: int = Field(default=1, ge=0)  # shorter results count as `empty_text`
     include_tables: bool = True
+    one_line_chars: int = Field(default=4000, ge=0)  # a text in one line this long is replaced by the
+    # page's main content where that is about as long and in lines (0: never)
     remove_artefacts: bool = True  # lines repeated past the page's own count, trailing link lists…
     link_tail_lines: int = Field(default=4, ge=0)  # …of at least this many lines (0: kept); see
     # stages/extract_artefacts.py
@@ -55,6 +57,7 @@ SENTENCE_LINE_CHARS = 60
 SENTENCE_ENDS = (".", "!", "?", '"', "”", "。")
 ARTICLE_SENTENCE_SHARE = 0.9
 MARKUP = re.compile(r"<[A-Za-z!/]")  # a fallback's text must come from a page with tags in its head
+ONE_LINE_LENGTHS = (0.8, 1.5)  # "about the same text": the estimate's length against the one line's
 
 
 class ExtractTimeout(BaseException):
@@ -160,11 +163,24 @@ class TrafilaturaExtract(DocStage):
         self.worker = ForkedWorker(self._extract_in_child) if cfg.isolate else None
 
     def extract(self, html: str) -> str | None:
-        """The page's main text, without what the extractor added (extract_artefacts.py)."""
+        """The page's main text, in lines, without what the extractor added (extract_artefacts.py)."""
         text = self.main_text(html)
+        if text and self.cfg.one_line_chars and len(text) >= self.cfg.one_line_chars and "\n" not in text.strip():
+            text = self.in_lines(text, html)
         if text and self.cfg.remove_artefacts:
             text, removed = without_artefacts(text, html, self.cfg.link_tail_lines)
             self.events.update({f"removed:{what}": n for what, n in removed.items()})
+        return text
+
+    def in_lines(self, text: str, html: str) -> str:
+        """A long text in one line is trafilatura's flattened article (its paragraphs joined):
+        resiliparse's main content replaces it where that is about the same text, in lines."""
+        estimate = main_content(html)
+        low, high = ONE_LINE_LENGTHS
+        if estimate.count("\n") >= 2 and low * len(text) <= len(estimate) <= high * len(text):
+            self.events["fallback_extraction:one_line"] += 1
+            return estimate
+        self.events["one_line_kept"] += 1
         return text
 
     def main_text(self, html: str) -> str | None:

@@ -79,3 +79,20 @@ def test_the_stage_removes_a_lead_paragraph_trafilatura_emits_twice():
     assert len(repeated) >= 3  # three paragraphs and the results list
     assert all(after.splitlines().count(line) == 1 for line in repeated)
     assert events["removed:repeated_line"] == len(repeated) and after.splitlines()[:3] == before.splitlines()[:3]
+
+
+def test_an_article_trafilatura_flattens_into_one_line_comes_in_lines():
+    """A real gold page (aljazeera.com) whose 4,057-character article trafilatura's fast path
+    returns as one line; resiliparse's main content holds about the same text in 39 lines."""
+    packed = require(WARC / "packed" / "scrapinghub_pages.warc.gz")
+    doc = next(d for d in WarcIngest(IngestConfig(), "gold").read(str(packed), StageStats(), [])
+               if "aljazeera.com/ajimpact/nasas-commercial-moon-shot" in d["url"])
+    texts = {}
+    for one_line_chars in (0, 4000, 5000):
+        stage = TrafilaturaExtract(ExtractConfig(isolate=False, one_line_chars=one_line_chars))
+        texts[one_line_chars] = [(d["text"], Counter(stage.events)) for d in stage.run([dict(doc)], StageStats(), [])][0]
+    (flat_text, _), (lined, events), (too_short, kept) = texts[0], texts[4000], texts[5000]
+    assert "\n" not in flat_text.strip() and len(flat_text) >= 4000
+    assert lined.count("\n") >= 20 and 0.8 * len(flat_text) <= len(lined) <= 1.5 * len(flat_text)
+    assert events["fallback_extraction:one_line"] == 1
+    assert too_short == flat_text and kept["fallback_extraction:one_line"] == 0  # under the threshold
