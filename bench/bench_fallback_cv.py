@@ -121,8 +121,11 @@ def ingest_docs(inputs: list[Path], cfg) -> list[dict]:
 
 
 def stage_texts(docs: list[dict], cfg) -> tuple[dict[str, str], dict[str, int]]:
-    """The stage itself, default config, in process (isolate off: the same `extract`)."""
-    stage = TrafilaturaExtract(cfg.stages.extract.model_copy(update={"isolate": False}))
+    """The stage itself, default config, in process (isolate off: the same `extract`), without the
+    remedies that act after the fallback's decision (one-line texts, artefacts: their own bench,
+    bench_extract_artefacts.py)."""
+    stage = TrafilaturaExtract(cfg.stages.extract.model_copy(
+        update={"isolate": False, "one_line_chars": 0, "remove_artefacts": False}))
     texts = {}
     for doc in stage.run(({**d} for d in docs), RunStats().stage("extract"), []):
         texts[doc["warc_record_id"]] = doc["text"]
