@@ -91,4 +91,4 @@ def without_artefacts(text: str, html: str, link_tail_lines: int) -> tuple[str, 
             removed["link_tail"] += 1
             removed["link_tail_lines"] += end - start
             lines = lines[:start]
-    return "\n".join(lines).strip("\n"), removed
+    return ("\n".join(lines).strip("\n") if removed else text), removed
