@@ -10,14 +10,16 @@ two). The most likely of fastText's labels written in the script with most lette
 (Japanese only where kana occur), scored by its probability among those labels, and the stage
 counts `lid_script_override:<fastText's label>-><new label>`. fastText reads a run of Han without
 spaces as one token: short lines of Chinese come out as Macedonian, Italian or Telugu, and a
-pinyin title can outweigh the lyrics under it. (Lines of pinyin under every line of Han hold most
-of the letters, and the check leaves their label alone.)
+pinyin title can outweigh the lyrics under it. Lines of pinyin beside Han text (lyrics with their
+reading under every line) are a reading aid, not text of their own: the check leaves them out of
+the count, so the Han decides.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import unicodedata
 from pathlib import Path
 from typing import NamedTuple
 
@@ -99,6 +101,30 @@ def script_table() -> np.ndarray:
     return table
 
 
+# A pinyin syllable, tone marks stripped (ü as v); a loose initial × final pattern: a check, not a parser
+PINYIN_SYLLABLE = (r"(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ang|eng|ing|ong|ian|iao|uai|uan|van|ai|ei"
+                   r"|ao|ou|an|en|er|in|un|vn|ia|ie|iu|ua|uo|ue|ve|ui|a|o|e|i|u|v)[1-5]?")
+PINYIN_WORD = regex.compile(rf"(?:{PINYIN_SYLLABLE})+")
+HAN = regex.compile(r"\p{Han}")
+
+
+def is_pinyin(line: str) -> bool:
+    """A line of three or more words, each one or more pinyin syllables, and no Han."""
+    words = regex.findall(r"[\p{Latin}'’]+", line)
+    if len(words) < 3 or HAN.search(line):
+        return False
+    plain = unicodedata.normalize("NFD", " ".join(words).lower().replace("ü", "v"))
+    plain = "".join(c for c in plain if not unicodedata.combining(c)).replace("'", "").replace("’", "")
+    return all(PINYIN_WORD.fullmatch(w) for w in plain.split())
+
+
+def without_reading_aids(text: str) -> str:
+    """`text` without its pinyin lines where it has Han (the letters the script check counts)."""
+    if not HAN.search(text):
+        return text
+    return "\n".join(line for line in text.splitlines() if not is_pinyin(line))
+
+
 class Scripts:
     """The share of a text's letters in each script of SCRIPTS (letters of other scripts count in
     the whole; a Han, kana or Hangul character counts as LETTER_WEIGHTS says)."""
@@ -155,7 +181,7 @@ def identify(model, text: str) -> Label:
     if not labels:
         return Label("unknown", 0.0)
     lang, score = labels[0].removeprefix("__label__"), float(min(probs[0], 1.0))
-    scripts = Scripts(line)
+    scripts = Scripts(without_reading_aids(text))
     if scripts.share(lang) >= MIN_LABEL_SHARE:
         return Label(lang, score)
     labels, probs = model.predict(line, k=-1)  # the labels above ~1e-5 (hierarchical softmax)

@@ -9,8 +9,7 @@ import gzip
 import pytest
 
 from gristmill.core.stats import StageStats
-from gristmill.stages.lid import LidConfig
-from gristmill.stages.lid import LANGUAGE_SCRIPTS, FastTextLid, Scripts, identify, load_model
+from gristmill.stages.lid import LANGUAGE_SCRIPTS, FastTextLid, LidConfig, Scripts, identify, is_pinyin, load_model
 from tests.conftest import DATA, require
 from tests.floors import floor
 
@@ -113,3 +112,33 @@ def test_short_chinese_and_japanese_texts(kind, lang):
     accuracy = sum(d["language"] == lang for d in kept) / len(texts)
     before, after = SHORT_TEXTS[kind, lang]
     assert accuracy >= floor(after, len(texts)) > before, (kind, lang, accuracy)
+
+
+def test_pinyin_under_every_line_leaves_the_han_to_decide():
+    """The reported case: lyrics with their pinyin under every line. fastText reads the pinyin
+    (most of the letters) and says Swahili; pinyin beside Han is a reading aid, so the Han decides."""
+    page = "Mo Li Hua (Jasmine Flower)\n" + "\n".join(line for pair in JASMINE for line in pair)
+    assert LANGUAGE_SCRIPTS[fasttext_alone(page)] == {"Latin"}
+    (doc,), stats = run_lid([page], LidConfig(languages=["zh"]))
+    assert doc["language"] == "zh" and not stats.dropped
+    assert list(stats.events) == [f"lid_script_override:{fasttext_alone(page)}->zh"]
+
+
+@pytest.mark.parametrize("line, pinyin", [
+    ("hao yi duo mei li de mo li hua", True),
+    ("Hǎo yì duǒ měilì de mòlìhuā", True),  # tone marks, syllables joined into words
+    ("Ni hao ma wo hen hao", True),
+    ("The quick brown fox jumps over the lazy dog", False),
+    ("he ran a long way", False),
+    ("Mo Li Hua (Jasmine)", False),  # two words of pinyin and a title
+    ("bonjour je suis la", False),
+    ("hao 好 yi 一 duo 朵", False),  # Han on the line: text, not a reading aid
+])
+def test_pinyin_lines_are_told_from_other_latin_lines(line, pinyin):
+    assert is_pinyin(line) == pinyin
+
+
+def test_latin_text_with_a_few_han_characters_keeps_its_label():
+    text = ("The tea house on the corner, 茶館, has served the same jasmine tea for forty years. "
+            "Its owner still opens at six every morning and closes when the last guest leaves.")
+    assert identify(load_model(), text).language == "en"
