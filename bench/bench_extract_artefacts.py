@@ -78,10 +78,8 @@ def pages(paths: list[str]) -> list[dict]:
 
 def in_lines(docs: list[dict], one_line_chars: int) -> dict[int, str]:
     """Each text after the stage's one-line fallback at this threshold (0: off)."""
-    stage = TrafilaturaExtract(ExtractConfig(isolate=False))
-    return {d["key"]: stage.in_lines(d["text"], d["html"])
-            if one_line_chars and len(d["text"]) >= one_line_chars and "\n" not in d["text"].strip() else d["text"]
-            for d in docs}
+    stage = TrafilaturaExtract(ExtractConfig(isolate=False, one_line_chars=one_line_chars))
+    return {d["key"]: stage.in_lines(d["text"], d["html"]) for d in docs}
 
 
 def cleaned(docs: list[dict], texts: dict[int, str], link_tail_lines: int) -> tuple[dict[int, str], Counter, list[float]]:

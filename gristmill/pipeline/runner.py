@@ -20,7 +20,7 @@ from gristmill.pipeline.config import Config, expand_inputs
 from gristmill.pipeline.preflight import check_paths
 from gristmill.pipeline.ray_session import Interrupted, choose_address, connect, raise_if_interrupted
 from gristmill.pipeline.shard import process_shard
-from gristmill.stages.base import RunContext
+from gristmill.stages.base import RunContext, final_documents
 from gristmill.stages.mix import MixFailed, build_mixture, prepare
 from gristmill.stages.ranges import ByteRange, plan_ranges
 
@@ -185,7 +185,7 @@ def _run(cfg: Config, shards: list[Shard], version: str) -> dict:
         "parts_skipped_as_done": len(done),
         "failed_shards": failures,
         "totals": stats.to_dict(),
-        "documents": _final_docs(stats),
+        "documents": final.docs_out if (final := final_documents(stats)) else 0,
         "outputs": outputs,
     }
 
@@ -205,16 +205,6 @@ def ray_execute(limit: int, progress: bool):
     def execute(fn: Callable, args: list[tuple], desc: str) -> tuple[list, list[tuple[tuple, str]]]:
         return run_tasks(ray.remote(num_cpus=1, max_retries=2)(fn), args, len(args), limit, desc, progress)
     return execute
-
-
-def _last_writer(stats: RunStats) -> str | None:
-    """The stage whose output is the run's documents."""
-    return next((s for s in ("dedup", "write") if s in stats.stages), None)
-
-
-def _final_docs(stats: RunStats) -> int:
-    last = _last_writer(stats)
-    return stats.stages[last].docs_out if last else 0
 
 
 def _now() -> str:

@@ -52,6 +52,11 @@ class DocStage:
                 rejects.append({**doc, "reject_stage": self.name, "reject_reason": reason})
 
 
+def final_documents(stats: RunStats) -> StageStats | None:
+    """The stats of the stage whose output is the run's documents: dedup's, else the write's."""
+    return next((stats.stages[s] for s in ("dedup", "write") if s in stats.stages), None)
+
+
 Execute = Callable[[Callable, list[tuple], str], tuple[list, list[tuple[tuple, str]]]]
 """Runs `fn(*args)` for each args tuple as tasks (on Ray, in the pipeline): (results, [(args, error)])."""
 

@@ -165,7 +165,7 @@ class TrafilaturaExtract(DocStage):
     def extract(self, html: str) -> str | None:
         """The page's main text, in lines, without what the extractor added (extract_artefacts.py)."""
         text = self.main_text(html)
-        if text and self.cfg.one_line_chars and len(text) >= self.cfg.one_line_chars and "\n" not in text.strip():
+        if text:
             text = self.in_lines(text, html)
         if text and self.cfg.remove_artefacts:
             text, removed = without_artefacts(text, html, self.cfg.link_tail_lines)
@@ -175,6 +175,8 @@ class TrafilaturaExtract(DocStage):
     def in_lines(self, text: str, html: str) -> str:
         """A long text in one line is trafilatura's flattened article (its paragraphs joined):
         resiliparse's main content replaces it where that is about the same text, in lines."""
+        if not self.cfg.one_line_chars or len(text) < self.cfg.one_line_chars or "\n" in text.strip():
+            return text
         estimate = main_content(html)
         low, high = ONE_LINE_LENGTHS
         if estimate.count("\n") >= 2 and low * len(text) <= len(estimate) <= high * len(text):

@@ -38,9 +38,8 @@ def unmarked(line: str) -> str:
     return LIST_MARKER.sub("", flat(line))
 
 
-def _repeated(lines: list[str]) -> set[str]:
-    counts = Counter(unmarked(line) for line in lines)
-    return {line for line, n in counts.items() if n > 1 and len(line) >= MIN_REPEAT_CHARS}
+def _repeated(keys: list[str]) -> set[str]:
+    return {key for key, n in Counter(keys).items() if n > 1 and len(key) >= MIN_REPEAT_CHARS}
 
 
 def _tail_candidates(lines: list[str], tail_lines: int) -> bool:
@@ -59,7 +58,8 @@ def without_artefacts(text: str, html: str, link_tail_lines: int) -> tuple[str, 
     """`text` without repeated lines past the page's own count and without a trailing list of
     `link_tail_lines` or more link lines (0: kept); (the text, what was removed, counted)."""
     lines = text.split("\n")
-    repeated = _repeated(lines)
+    keys = [unmarked(line) for line in lines]  # lines as the page's text is compared with them
+    repeated = _repeated(keys)
     tail = link_tail_lines > 0 and _tail_candidates(lines, link_tail_lines)
     removed: Counter = Counter()
     if not repeated and not tail:
@@ -70,8 +70,7 @@ def without_artefacts(text: str, html: str, link_tail_lines: int) -> tuple[str, 
         allowed = {line: n for line, n in shown.items() if n > 0}  # 0: written otherwise there, unjudged
         seen: Counter = Counter()
         kept = []
-        for line in lines:
-            key = unmarked(line)
+        for line, key in zip(lines, keys):
             if key in allowed:
                 seen[key] += 1
                 if seen[key] > allowed[key]:

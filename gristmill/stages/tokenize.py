@@ -20,7 +20,7 @@ from gristmill.core import layout
 from gristmill.core.config import Strict
 from gristmill.core.data import read_tokens
 from gristmill.core.io import exists, open_atomic, read_json, read_parquet, write_json_atomic
-from gristmill.stages.base import RunContext
+from gristmill.stages.base import RunContext, final_documents
 from gristmill.stages.token_encoder import load_encoder
 
 
@@ -51,8 +51,8 @@ def run_stage(ctx: RunContext) -> list[dict]:
     parts = [layout.docs_path(run_dir, s.part) for s in ctx.shards]
     tok_path = tcfg.tokenizer or layout.tokenizer_path(run_dir)
     if tcfg.tokenizer is None and not exists(tok_path):
-        last = next((s for s in ("dedup", "write") if s in ctx.stats.stages), None)  # the final documents'
-        total = ctx.stats.stages[last].bytes_out if last else 0
+        final = final_documents(ctx.stats)
+        total = final.bytes_out if final else 0
         if failed := ctx.execute(train_tokenizer, [(parts, total, tcfg, tok_path)], "tokenizer")[1]:
             return [{"stage": "tokenizer_training", "part": None, "input": None, "error": failed[0][1]}]
     prefixes = [layout.tokens_prefix(run_dir, s.source, s.index) for s in ctx.shards]
