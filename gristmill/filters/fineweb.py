@@ -10,7 +10,7 @@ non-blank lines of the page; `compat: datatrove` reproduces datatrove's defaults
 - `char_dup_ratio`: at most 10% of the characters (newlines aside) may be in lines repeating an
   earlier line, the paper's threshold (datatrove's default: 1%, which drops clean articles that
   repeat one sentence, e.g. a pull quote); in the paper's definition, as in Gopher's rule
-  (filters/gopher.py), repeats of layout lines ("-", "|") and short labelled fields ("Ort:
+  (gopher_repetition.py), repeats of layout lines ("-", "|") and short labelled fields ("Ort:
   Stadthalle") are not duplicated text;
 - `list_ratio`: at most 0.3 newlines per word (datatrove's own rule, not in the paper; words:
   `TextView.words`, with punctuation tokens, as datatrove counts them).
@@ -21,7 +21,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from gristmill.filters.base import DocFilter, HeuristicParams, Limit
-from gristmill.filters.gopher import repeated_lines
+from gristmill.filters.gopher_repetition import repeated_lines
 from gristmill.filters.text import SENTENCE_ENDS, SENTENCE_TERMINALS, TextView
 
 

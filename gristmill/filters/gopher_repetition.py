@@ -17,7 +17,7 @@ from gristmill.filters.text import TextView
 NAN = float("nan")
 
 
-# --- what the paper's rules count as a duplicate line and as a word --------------------------
+# --- what the paper's rules count as a duplicate line ------------------------------------------
 
 _HAS_WORD = re.compile(r"[^\W_]")
 # A field at the start of a line: a label of up to 3 words before a ":", then its value ("Ort:
@@ -213,5 +213,3 @@ class GopherRepetition(DocFilter):
                 return signals, f"duplicated_{n}_n_grams"
         return signals, None
 
-
-GOPHER_FILTERS: tuple[type[DocFilter], ...] = (GopherQuality, GopherRepetition)

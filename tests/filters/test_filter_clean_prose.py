@@ -5,13 +5,11 @@ allow-list for a site that UT1 lists whole (`url_blocklist.allow_domains`)."""
 from __future__ import annotations
 
 from gristmill.filters.fineweb import FineWebQuality, FineWebQualityParams
-from gristmill.filters.gopher import (
-    GopherQuality,
-    GopherQualityParams,
+from gristmill.filters.gopher_quality import GopherQuality, GopherQualityParams, list_marker_tokens
+from gristmill.filters.gopher_repetition import (
     GopherRepetition,
     GopherRepetitionParams,
     is_layout_or_field_line,
-    list_marker_tokens,
     repeated_lines,
 )
 from gristmill.filters.text import TextView

@@ -83,7 +83,8 @@ def test_limits_name_signals_and_reasons_of_the_filter(cls, compat):
 def test_limits_follow_the_params():
     from gristmill.filters.c4 import C4Quality
     from gristmill.filters.fineweb import FineWebQuality
-    from gristmill.filters.gopher import GopherQuality, GopherRepetition
+    from gristmill.filters.gopher_quality import GopherQuality
+    from gristmill.filters.gopher_repetition import GopherRepetition
 
     def values(cls, **raw) -> dict[str, tuple[str, float]]:
         return {lim.reason.partition(":")[2]: (lim.op, lim.value) for lim in cls.limits(cls.Params(**raw))}

@@ -1,5 +1,5 @@
 """Gopher, C4 and FineWeb heuristic filters: agreement with datatrove's on real pages, and each
-rule on small handcrafted texts (filters/gopher.py, filters/c4.py, filters/fineweb.py, text.py)."""
+rule on small handcrafted texts (filters/gopher_quality.py, gopher_repetition.py, filters/c4.py, filters/fineweb.py, text.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from gristmill.filters.base import DocFilter
 from gristmill.filters.c4 import C4Quality
 from gristmill.filters.fineweb import FineWebQuality
-from gristmill.filters.gopher import GopherQuality, GopherRepetition
+from gristmill.filters.gopher_quality import GopherQuality
+from gristmill.filters.gopher_repetition import GopherRepetition
 from gristmill.filters.text import TextView, stop_words, tokenize
 from tests.conftest import WARC, require
 from tests.floors import floor

@@ -46,3 +46,18 @@ def test_the_command_exits_1_on_a_difference(tmp_path):
     r = subprocess.run([sys.executable, "tools/fingerprint.py", "--compare", *map(str, prints)], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "differs: run/docs/part-00000.parquet" in r.stdout
+
+
+def test_two_clones_compare_alike_though_manifests_record_their_paths(tmp_path):
+    """A manifest records absolute paths under its checkout; two checkouts differ only there."""
+    prints = []
+    for clone in ("one", "two"):
+        out = tmp_path / clone / "out"
+        write_run(out, 1.0, "docs")
+        (out / "run" / "shard.json").write_text(json.dumps({"docs_part": f"{out}/run/docs/part-00000.parquet"}))
+        prints.append(fingerprint(out, 50))
+    assert compare(*prints) == []
+    other = tmp_path / "three" / "out"
+    write_run(other, 1.0, "docs")
+    (other / "run" / "shard.json").write_text(json.dumps({"docs_part": "/elsewhere/run/docs/part-00000.parquet"}))
+    assert compare(prints[0], fingerprint(other, 50)) == ["differs: run/shard.json"]
