@@ -16,6 +16,9 @@ papers' definitions.
   on them (the papers' thresholds stand); should the sample config's
   `url_blocklist.allow_domains` name domains, a page it spares counts as dropped in the held-out
   figure unless the same allowed domain spares a page of the other half.
+- FineWeb's `min_lines` (its line shares judge texts of at least that many lines): each
+  candidate's gold drops per half, chosen on one half and scored on the other, and the crawl
+  pages each candidate keeps that judging every text drops (to be read by hand).
 - Blocklist: every page the UT1 lists or URL words hit, with its domain and whether the
   allow-list spares it (the bundled lists carry no UT1 category: see filters/url_blocklist.py).
 """
@@ -131,6 +134,44 @@ def blocklist_hits(docs: list[dict], verdicts: list[dict], allow: list[str]) -> 
              "allowed_by": allowed_by(d["url"], allow)} for d, v in hit]
 
 
+MIN_LINES = (1, 2, 3, 4, 5, 6)  # candidates for fineweb's `min_lines` (1: datatrove's, judge every text)
+
+
+def sweep_min_lines(corpus: dict) -> dict:
+    """FineWeb's line shares judged only on texts of >= k lines, for each candidate k: gold drops
+    per half, and the crawl pages each k keeps that k = 1 drops (to be read). Each half's choice
+    (fewest drops there, then the smallest k) is scored on the other half."""
+    gold, crawl = corpus["gold"][0], corpus["crawl"][0]
+    base = sample_filters("paper").model_dump()
+    per_k, crawl_verdicts = {}, {}
+    for k in MIN_LINES:
+        raw = {**base, "default": {**base["default"], "fineweb": {**base["default"].get("fineweb", {}),
+                                                                  "min_lines": k}}}
+        cfg = FiltersConfig.model_validate(raw)
+        vg, vc = decide(gold, cfg), decide(crawl, cfg)
+        per_k[k] = {"gold": [sum(v["first"] is not None for d, v in zip(gold, vg) if half(d["url"]) == h)
+                             for h in (0, 1)],
+                    "crawl": sum(v["first"] is not None for v in vc)}
+        crawl_verdicts[k] = vc
+    for k in MIN_LINES:
+        per_k[k]["crawl_kept_vs_1"] = [{"url": d["url"], "was": v1["first"], "excerpt": excerpt(d["text"])}
+                                       for d, v1, v in zip(crawl, crawl_verdicts[1], crawl_verdicts[k])
+                                       if v1["first"] and not v["first"]]
+    choice = {h: min(MIN_LINES, key=lambda k: (per_k[k]["gold"][h], k)) for h in (0, 1)}
+    held = [per_k[choice[1 - h]]["gold"][h] for h in (0, 1)]
+    print("\nfineweb min_lines: k  gold A  gold B  crawl dropped  crawl kept vs k=1")
+    for k in MIN_LINES:
+        print(f"  {k}  {per_k[k]['gold'][0]}  {per_k[k]['gold'][1]}  {per_k[k]['crawl']}  "
+              f"{len(per_k[k]['crawl_kept_vs_1'])}")
+    print(f"  tuned on A: {choice[0]}, on B: {choice[1]}; held out: A {held[0]}, B {held[1]}, "
+          f"both {sum(held)}/{len(gold)} ({sum(held) / len(gold):.1%})")
+    for k in MIN_LINES[1:]:
+        for r in per_k[k]["crawl_kept_vs_1"]:
+            print(f"  k={k} keeps crawl page  {r['url']}  (was {r['was']}) {r['excerpt'][:100]}")
+    return {"per_k": {str(k): v for k, v in per_k.items()}, "tuned_on_A": choice[0], "tuned_on_B": choice[1],
+            "held_out": [sum(held), len(gold)]}
+
+
 def excerpt(text: str, n: int = EXCERPT_CHARS) -> str:
     flat = " ".join(text.split())
     return flat[:n] + ("…" if len(flat) > n else "")
@@ -219,7 +260,8 @@ def main() -> None:
                                                    for doc, d in zip(corpus[n][0], verdicts[n, m])]
                                       for n in corpus for m in MODES},
                     "gold_examples": examples,
-                    "crawl_kept_now": rescued, "crawl_dropped_now": newly})
+                    "crawl_kept_now": rescued, "crawl_dropped_now": newly,
+                    "min_lines_sweep": sweep_min_lines(corpus)})
     write_json(args.out, results)
     print(f"results: {args.out}")
 

@@ -7,6 +7,9 @@ non-blank lines of the page; `compat: datatrove` reproduces datatrove's defaults
   (the paper's definition, the default, also counts a line ending in a closing quotation mark,
   'He left.”', as datatrove does not);
 - `short_line_ratio`: at most 67% of the lines may be 30 characters or shorter;
+- both line shares are undefined (NaN, never a drop) for a text of one line in the paper's
+  definition (`min_lines: 2`): the share of one line is whether its last character is a full
+  stop, and a paragraph ending in a link or a name is not a list (datatrove judges every text);
 - `char_dup_ratio`: at most 10% of the characters (newlines aside) may be in lines repeating an
   earlier line, the paper's threshold (datatrove's default: 1%, which drops clean articles that
   repeat one sentence, e.g. a pull quote); in the paper's definition, as in Gopher's rule
@@ -21,7 +24,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from gristmill.filters.base import DocFilter, HeuristicParams, Limit
-from gristmill.filters.gopher_repetition import repeated_lines
+from gristmill.filters.gopher_repetition import NAN, repeated_lines
 from gristmill.filters.text import SENTENCE_ENDS, SENTENCE_TERMINALS, TextView
 
 
@@ -30,7 +33,7 @@ class FineWebQualityParams(HeuristicParams):
     of 0.01 (the paper: 0.1), and a line ending in a closing quotation mark ('He left.”') does not
     end in punctuation there."""
 
-    datatrove_defaults = {"char_duplicates_ratio": 0.01}
+    datatrove_defaults = {"char_duplicates_ratio": 0.01, "min_lines": 1}
     line_punct_thr: float | None = Field(default=0.12, ge=0, le=1)  # min share of lines ending in . ! ? …
     line_punct_exclude_zero: bool = False  # keep pages where no line ends a sentence
     stop_chars: list[str] | None = None  # line endings that count; None: Unicode's sentence
@@ -39,6 +42,8 @@ class FineWebQualityParams(HeuristicParams):
     short_line_length: int = Field(default=30, ge=0)  # a line this long or shorter is short
     char_duplicates_ratio: float | None = Field(default=0.1, ge=0)  # max share of chars in repeated lines
     new_line_ratio: float | None = Field(default=0.3, ge=0)  # max newlines per word
+    min_lines: int = Field(default=2, ge=1)  # the two line shares judge texts of at least this
+    # many non-blank lines (the paper's definition; datatrove: 1); fewer: the shares are NaN
 
 
 class FineWebQuality(DocFilter):
@@ -74,8 +79,10 @@ class FineWebQuality(DocFilter):
         if not lines:
             return dict.fromkeys(self.signals, float("nan")), "empty"
         n_lines = len(lines)
-        punct_ratio = sum(1 for line in lines if line.endswith(self.stop_chars)) / n_lines
-        short_ratio = sum(1 for line in lines if len(line) <= p.short_line_length) / n_lines
+        punct_ratio = short_ratio = NAN  # a share of one line is that line's last character
+        if n_lines >= p.min_lines:
+            punct_ratio = sum(1 for line in lines if line.endswith(self.stop_chars)) / n_lines
+            short_ratio = sum(1 for line in lines if len(line) <= p.short_line_length) / n_lines
         _, dup_chars = repeated_lines(lines, skip_layout_and_fields=p.compat == "paper")
         n_chars = len(text) - text.count("\n")
         dup_ratio = dup_chars / n_chars  # n_chars > 0: there is a non-blank line

@@ -1,6 +1,7 @@
 """Clean prose the default (paper) rules keep and datatrove's definitions drop: an event listing
-whose records repeat their `Ort:` / `Eintritt:` fields and a numbered list; and the blocklist's
-allow-list for a site that UT1 lists whole (`url_blocklist.allow_domains`)."""
+whose records repeat their `Ort:` / `Eintritt:` fields, a numbered list, a news item in one
+paragraph that ends in a link; and the blocklist's allow-list for a site that UT1 lists whole
+(`url_blocklist.allow_domains`)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,23 @@ def test_numbered_list_is_not_a_table_of_numbers():
     # German keeps "3." whole; English splits the period off; a table row is not a list item
     lines = [["3.", "Oktober", "2019"], ["iv", ")", "Schluss"], ["12", "|", "4"], ["7"]]
     assert list_marker_tokens(lines) == ["3.", "iv"]
+
+
+NEWS_ITEM = ("Die bundesweite Vorbereitungstagung der Interkulturellen Woche findet am 11. und 12. "
+             "Februar im Online-Format statt; das Projekt „Faktor 112“ wird daran teilnehmen. Geplant "
+             "sind unter anderem Workshops zur Öffentlichkeitsarbeit. Die Woche selbst wird vom 25. "
+             "September bis 2. Oktober in vielen Städten durchgeführt. Infos unter https://example.org/")
+
+
+def test_one_paragraph_ending_in_a_link_is_kept():
+    """The line shares of a one-line text are its last character: undefined, not 0."""
+    ours, _ = FineWebQuality(FineWebQualityParams(), "de")(TextView(NEWS_ITEM, "de"))
+    assert decisions(NEWS_ITEM, "de", "paper")["fineweb"] is None
+    assert ours["fineweb_line_punct_ratio"] != ours["fineweb_line_punct_ratio"]  # NaN
+    assert decisions(NEWS_ITEM, "de", "datatrove")["fineweb"] == "line_punct_ratio"
+    # two lines are judged: a list of names is still not prose
+    names = "Kyle Busch und Martin Truex\nDenny Hamlin und Joey Logano und Ryan Blaney"
+    assert decisions(names, "en", "paper")["fineweb"] == "line_punct_ratio"
 
 
 def test_table_of_numbers_is_still_dropped():

@@ -136,8 +136,8 @@ def test_same_reasons_as_datatrove(decisions):
 @pytest.mark.heavy
 def test_sample_chain_keeps_clean_gold_pages(pages):
     """The filters block of configs/sample.yaml on the packed gold pages (hand-picked clean news
-    and blog pages: every drop is a false positive). Measured: the papers' definitions keep 632 of
-    708 (89.3%), `compat: datatrove` 547 (bench/bench_filter_drops.py, BENCHMARKS.md)."""
+    and blog pages: every drop is a false positive). Measured: the papers' definitions keep 645 of
+    708 (91.1%), `compat: datatrove` 557 (bench/bench_filter_drops.py, BENCHMARKS.md)."""
     import yaml
 
     from gristmill.stages.filters import FiltersConfig
@@ -152,7 +152,7 @@ def test_sample_chain_keeps_clean_gold_pages(pages):
         docs = [{"text": t, "language": lang, "url": url} for t, lang, url in pages]
         kept[compat] = len(list(stage.run(docs, StageStats(), [])))
     print(f"\nkept of {len(pages)} gold pages: {kept}")
-    assert kept["paper"] / len(pages) >= floor(0.893, len(pages)), kept
+    assert kept["paper"] / len(pages) >= floor(0.911, len(pages)), kept
     assert kept["datatrove"] < kept["paper"], kept
 
 
