@@ -1,4 +1,5 @@
-"""`gristmill` command line: run, validate, submit (status, logs, stop), mix, report, train-quality."""
+"""`gristmill` command line: run, validate, submit (status, logs, stop), mix, report, train, eval,
+export, train-quality."""
 
 from __future__ import annotations
 
@@ -331,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--samples", type=int, default=3, help="sample documents per drop reason and for the kept set")
     sp.set_defaults(fn=cmd_report)
     _add_train_quality(sub)
+    from gristmill.pipeline.model_commands import add_model_commands
+    add_model_commands(sub)
     from gristmill.pipeline.show import add_show_command
     add_show_command(sub)
     from gristmill.pipeline.jobs import add_job_commands

@@ -3,6 +3,8 @@ dicts, plus the step, the LR schedule, the loader's position and the metrics wri
 
     <run>/checkpoints/step-000100/   DCP files (every rank writes its shards) + train_state.json
     <run>/checkpoints/latest         the newest complete checkpoint's name, written last
+    <run>/model.json                 the model's config and the mixture's tokenizer (for `gristmill
+                                     eval` and `gristmill export`, which load one checkpoint alone)
 
 A checkpoint counts only once `latest` names it, so a kill during a save resumes from the one
 before. A run may come back with another number of processes W': DCP reshards model and optimizer
@@ -15,16 +17,21 @@ is allowed and changes the tokens per step from there on.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
+import warnings
 from pathlib import Path
+
 
 import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.optim import Optimizer
 
+from gristmill.core.config import ConfigError
 from gristmill.core.io import open_atomic
+from gristmill.trainer.model import ModelConfig, Transformer
 from gristmill.trainer.parallel import World, barrier
 
 KEEP = 2  # checkpoints kept on disk
@@ -34,6 +41,43 @@ def latest_checkpoint(run_dir: str) -> Path | None:
     """The newest complete checkpoint of a run, if any."""
     pointer = Path(run_dir) / "checkpoints" / "latest"
     return pointer.parent / pointer.read_text().strip() if pointer.exists() else None
+
+
+def write_model_card(run_dir: str, config: ModelConfig, mixture: str, tokenizer: dict) -> None:
+    """<run>/model.json: what a checkpoint of this run is (the main process writes it)."""
+    card = {"model": dataclasses.asdict(config), "mixture": str(Path(mixture).resolve()), "tokenizer": tokenizer}
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with open_atomic(str(Path(run_dir) / "model.json"), "w") as f:
+        json.dump(card, f, indent=1)
+
+
+def find_checkpoint(path: str) -> Path:
+    """A checkpoint directory from a run directory (its latest) or a checkpoint's own; ConfigError
+    (one line) when there is none."""
+    p = Path(path)
+    if (p / "train_state.json").exists():
+        return p
+    latest = latest_checkpoint(str(p))
+    if latest is None:
+        raise ConfigError(f"{path}: neither a checkpoint (no train_state.json) nor a run with one "
+                          f"(no checkpoints/latest)")
+    return latest
+
+
+def load_model(checkpoint: Path) -> tuple[Transformer, dict]:
+    """The model of one checkpoint, on CPU in float32, in this process alone (no process group),
+    and its run's model card (model.json)."""
+    card_path = checkpoint.parent.parent / "model.json"
+    if not card_path.exists():
+        raise ConfigError(f"{card_path}: missing (the run predates model cards, or this is not a run)")
+    card = json.loads(card_path.read_text())
+    model = Transformer(ModelConfig(**card["model"]))
+    state = {"model": model.state_dict()}
+    with warnings.catch_warnings():  # "torch.distributed is disabled …": one process is the intent
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        dcp.load(state, checkpoint_id=str(checkpoint))
+    model.load_state_dict(state["model"])
+    return model.eval(), card
 
 
 def read_train_state(path: Path) -> dict:

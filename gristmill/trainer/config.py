@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from gristmill.core.config import ConfigError, Strict, format_error, read_yaml, resolve_path
+from gristmill.trainer.evals.config import EvalConfig
 
 
 class RunSection(Strict):
@@ -65,6 +66,7 @@ class TrainConfig(Strict):
     optim: OptimSection = OptimSection()
     schedule: ScheduleSection = ScheduleSection()
     parallel: ParallelSection = ParallelSection()
+    eval: EvalConfig = EvalConfig()  # downstream tasks in the loop (trainer/evals/)
 
 
 def load_train_config(path: str | os.PathLike, overrides: list[str] = ()) -> TrainConfig:
@@ -90,4 +92,11 @@ def load_train_config(path: str | os.PathLike, overrides: list[str] = ()) -> Tra
         raise ConfigError("model.attention: flex has no backward on CPU (torch 2.13); use sdpa")
     if not Path(cfg.run.mixture, "mix.json").exists():
         raise ConfigError(f"run.mixture: {cfg.run.mixture!r} has no mix.json (build it with `gristmill mix`)")
+    if cfg.eval.tasks:
+        from gristmill.trainer.evals.tasks import expand
+
+        try:
+            expand(cfg.eval.tasks)
+        except ConfigError as e:
+            raise ConfigError(f"eval.tasks: {e}") from None
     return cfg

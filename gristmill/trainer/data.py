@@ -75,6 +75,7 @@ class MixtureLoader:
         mix = _load_mix(mix_dir)
         self.source_names: list[str] = [s["name"] for s in sorted(mix["sources"], key=lambda s: s["id"])]
         self.vocab_size: int = mix["tokenizer"]["vocab_size"]
+        self.tokenizer: dict = mix["tokenizer"]  # path, sha256, vocab_size, eos_id, dtype
         self.eos_id: int = mix["eos_id"]
         self.dtype: np.dtype = np.dtype(mix["dtype"]).newbyteorder("<")
         if split == "train":

@@ -98,8 +98,12 @@ class MetricsLog:
         print(self.console(record) + eta, flush=True)
 
     def console(self, r: dict) -> str:
-        per = " ".join(f"{k} {v:.3f}" for k, v in r["loss_by_source"].items() if v is not None)
         step = f"step {r['step']:>{len(str(self.total_steps))}}/{self.total_steps}"
+        if r["kind"] == "eval":
+            per_task = " | ".join(f"{name} {t['primary_metric']} {t['primary']:.3f} bpb {t['bpb']:.3f}"
+                                  for name, t in r["tasks"].items())
+            return f"{step} | eval ({r['seconds']:.1f}s) | {per_task}"
+        per = " ".join(f"{k} {v:.3f}" for k, v in r["loss_by_source"].items() if v is not None)
         if r["kind"] == "validation":
             return f"{step} | validation loss {r['loss']:.4f} | {per}"
         mfu = f" | MFU {100 * r['mfu']:.1f}%" if r.get("mfu") is not None else ""

@@ -119,14 +119,22 @@ class Transformer(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 
-    def forward(self, tokens: torch.Tensor, doc_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens, doc_ids: [B, T] -> logits [B, T, vocab] (in the compute dtype)."""
+    def forward(self, tokens: torch.Tensor, doc_ids: torch.Tensor | None = None, *,
+                mask: torch.Tensor | None = None, positions: torch.Tensor | None = None,
+                select: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens, doc_ids: [B, T] -> logits [B, T, vocab] (in the compute dtype).
+
+        Or, instead of doc_ids, an explicit boolean `mask` [B, 1, T, T] (True = attend) with each
+        token's RoPE `positions` [B, T] (evaluation's packed questions); `select` (flat indices into
+        B * T) computes the logits [len(select), vocab] of those positions only.
+        """
         T = tokens.shape[1]
         if T > self.config.max_seq_len:
             raise ValueError(f"sequence length {T} exceeds max_seq_len {self.config.max_seq_len}")
-        mask, positions = build_attention_mask(
-            doc_ids if self.config.doc_masking else None, self.config.attention
-        )
+        if mask is None:
+            mask, positions = build_attention_mask(
+                doc_ids if self.config.doc_masking else None, self.config.attention
+            )
         if positions is None:  # plain causal: positions 0..T-1, broadcast over the batch
             cos, sin = self.rope_cos[None, :T], self.rope_sin[None, :T]
         else:
@@ -135,6 +143,8 @@ class Transformer(nn.Module):
         h = self.tok_embeddings(tokens)
         for layer in self.layers.values():
             h = layer(h, cos, sin, mask)
+        if select is not None:
+            h = h.flatten(0, 1)[select]
         return self.output(self.norm(h))
 
     @torch.no_grad()

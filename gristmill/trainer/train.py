@@ -26,9 +26,10 @@ import torch.nn.functional as F
 
 from gristmill.core.config import ConfigError
 from gristmill.trainer.attention import sdpa_backends
-from gristmill.trainer.checkpoint import Checkpointer, latest_checkpoint, read_train_state
+from gristmill.trainer.checkpoint import Checkpointer, latest_checkpoint, read_train_state, write_model_card
 from gristmill.trainer.config import TrainConfig, load_train_config
 from gristmill.trainer.data import MixtureLoader, validation_loaders
+from gristmill.trainer.evals.evaluator import Evaluator, write_results
 from gristmill.trainer.metrics import MetricsLog, SourceLoss, memory_gb, peak_tflops
 from gristmill.trainer.model import Transformer, model_config
 from gristmill.trainer.parallel import World, parallelize, setup, teardown
@@ -98,6 +99,8 @@ def train(cfg: TrainConfig) -> dict:
     valid = validation_loaders(cfg.run.mixture, m.seq_len, 1, world.rank, world.size,  # rows one at a time:
                                s.eval_batches and s.eval_batches * s.batch_size)  # small sources count too
     sources = loader.source_names
+    tasks = Evaluator(cfg.eval, loader.tokenizer["path"], m.seq_len) if cfg.eval.tasks else None
+    tasks_every = cfg.eval.every or s.eval_every
     mcfg = model_config(m.size, vocab_size=loader.vocab_size, max_seq_len=m.seq_len, tie_embeddings=m.tie_embeddings,
                         attention=m.attention, doc_masking=m.doc_masking)
     with torch.device(world.device):
@@ -106,6 +109,7 @@ def train(cfg: TrainConfig) -> dict:
     flops_per_token = model.flops_per_token(m.seq_len)
     peak, peak_source = peak_tflops(world.device, cfg.parallel.peak_tflops)
     if world.main:
+        write_model_card(cfg.run.run_dir, mcfg, cfg.run.mixture, loader.tokenizer)
         print(f"{model.describe()}\n{world.size} process(es) on {world.device}; precision: {world.precision}\n"
               f"{loader.tokens_per_epoch:,} training tokens per epoch; MFU peak: "
               f"{f'{peak:g} TFLOP/s' if peak else 'none'} ({peak_source})", flush=True)
@@ -164,14 +168,23 @@ def train(cfg: TrainConfig) -> dict:
             log.write(last, eta_s=(now - run_t0) / (step - start) * (s.steps - step))
             t0, paused, window_tokens = time.perf_counter(), 0.0, 0
         evaluate_now = valid and (step % s.eval_every == 0 or step == s.steps)
+        tasks_now = tasks is not None and (step % tasks_every == 0 or step == s.steps)
         save_now = step == s.steps or (s.checkpoint_every and step % s.checkpoint_every == 0)
-        if evaluate_now or save_now:  # neither is training time
+        if evaluate_now or tasks_now or save_now:  # none of them is training time
             sync()
             p0 = time.perf_counter()
             if evaluate_now:
                 loss, per_source, counts = evaluate(model, valid, len(sources), world, m.sdpa_backend).reduce(world)
                 log.write({"kind": "validation", "step": step, "loss": loss,
                            "loss_by_source": log.by_source(per_source), "tokens_by_source": log.by_source(counts)})
+            if tasks_now:
+                e0 = time.perf_counter()
+                with sdpa_backends(m.sdpa_backend):
+                    results = tasks.run(model, world)
+                seconds = time.perf_counter() - e0
+                log.write({"kind": "eval", "step": step, "tasks": results, "seconds": seconds})
+                if world.main:
+                    write_results(cfg.run.run_dir, step, results, cfg.eval, in_loop=True, seconds=seconds)
             if save_now:
                 checkpoints.save(step, model, optimizer, {"schedule": schedule.state_dict(),
                                                           "loader": loader.state_dict(), "tokens_by_source": seen})
