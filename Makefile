@@ -49,6 +49,7 @@ bench: pipeline   # some benchmarks read the sample run (out/sample)
 	$(BIN)/python bench/bench_tokenize.py
 	$(BIN)/python bench/bench_mix.py
 	$(BIN)/python bench/bench_report.py
+	$(BIN)/python bench/bench_eval.py
 
 clean:
 	rm -rf out .pytest_cache

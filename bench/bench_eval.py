@@ -1,10 +1,10 @@
 """Downstream evaluation throughput: requests (choices) scored per second, packed against one
 request per row.
 
-    python bench/bench_eval.py [--sizes tiny 125m] [--limit 40] [--device cpu|cuda] [--tokenizer PATH]
+    python bench/bench_eval.py [--sizes tiny 125m] [--tasks …] [--limit 40] [--device cpu|cuda] [--tokenizer PATH]
 
-- **Tasks**: the OLMES suite 0-shot and 5-shot (`olmes:rc_0shot`, `olmes:rc_5shot`: eleven tasks
-  each), a fixed sample of `--limit` questions per task, tokenized by the sample run's tokenizer
+- **Tasks**: by default the OLMES suite 0-shot and 5-shot (`olmes:rc_0shot`, `olmes:rc_5shot`:
+  eleven tasks each), a fixed sample of `--limit` questions per task, tokenized by the sample run's tokenizer
   (`out/sample/tokenizer.json`, 8,192 tokens: `make pipeline`).
 - **Models**: each size at random initialisation (speed does not depend on the weights), window
   256 for `tiny` (its training length in configs/train-sample.yaml) and 1,024 for `125m`.
@@ -100,6 +100,7 @@ def _stack(packs, width: int):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", nargs="+", default=["tiny", "125m"])
+    p.add_argument("--tasks", nargs="+", default=TASKS)
     p.add_argument("--limit", type=int, default=40)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -116,7 +117,7 @@ def main() -> None:
     for size in args.sizes:
         window = WINDOWS[size]
         t0 = time.perf_counter()
-        evaluator = Evaluator(EvalConfig(tasks=TASKS, limit=args.limit), args.tokenizer, window)
+        evaluator = Evaluator(EvalConfig(tasks=args.tasks, limit=args.limit), args.tokenizer, window)
         prepare = time.perf_counter() - t0
         model = Transformer(model_config(size, vocab_size=evaluator.vocab_size, max_seq_len=window))
         model.init_weights(seed=0)

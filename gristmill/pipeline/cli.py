@@ -179,7 +179,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_dir, mix_dir = _run_dir(args.run), _mix_dir(args.mix) if args.mix else None
     if not exists(f"{run_dir}/manifest.json"):
         raise ConfigError(f"{run_dir!r} is not a run directory (no manifest.json)")
-    data = report_data(run_dir, mix_dir, seed=args.seed, samples=args.samples, training=args.training)
+    data = report_data(run_dir, mix_dir, seed=args.seed, samples=args.samples, training=args.training,
+                       eval_compare=args.eval_compare)
     other = None
     if args.compare:
         other_dir = _run_dir(args.compare)
@@ -325,7 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--compare", metavar="RUN_B", help="another run (or its config) to set beside this one")
     sp.add_argument("--compare-mix", metavar="MIX_B", help="RUN_B's mixture")
     sp.add_argument("--training", metavar="TRAIN_DIR", help="a training run (gristmill train) on the mixture: "
-                                                          "its loss curves per source")
+                                                          "its loss curves per source (and per-task "
+                                                          "evaluation curves, when it evaluated)")
+    sp.add_argument("--eval-compare", metavar="FILE", help="a comparison of training runs (gristmill eval "
+                                                           "--compare ... --out FILE): its table, each "
+                                                           "difference judged against seed noise")
     sp.add_argument("--out", help="where to write (default: the run directory; with --compare, "
                                   "RUN/compare-<RUN_B's name>)")
     sp.add_argument("--seed", type=int, default=0, help="picks the sample documents")

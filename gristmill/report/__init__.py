@@ -1,7 +1,7 @@
 """The data-mix report: `report.json` (figures, checked against schema.json) and `report.html`
 (one self-contained page: inline SVG plots and styles, no script, no network).
 
-    report_data(run_dir, mix_dir) → dict        collect.py streams the run
+    report_data(run_dir, mix_dir) → dict        collect.py streams the run (evals.py: downstream evaluation)
     write_report(data, out_dir, compare=None)   page.py renders it (plots.py draws)
 """
 
@@ -19,9 +19,11 @@ SCHEMA = Path(__file__).with_name("schema.json")
 
 
 def report_data(run_dir: str, mix_dir: str | None = None, seed: int = 0, samples: int = 3,
-                edges: dict[str, list[float]] | None = None, training: str | None = None) -> dict:
+                edges: dict[str, list[float]] | None = None, training: str | None = None,
+                eval_compare: str | None = None) -> dict:
     """Every figure of the report for one run (and its mixture). `edges`: signal histogram bins
-    to use (another report's, to compare the two)."""
+    to use (another report's, to compare the two); `training`: a training run's directory (loss
+    and evaluation curves); `eval_compare`: a `gristmill eval --compare --out` file."""
     t0 = time.perf_counter()
     run_dir = run_dir.rstrip("/")
     manifest = read_json(f"{run_dir}/manifest.json")
@@ -70,12 +72,19 @@ def report_data(run_dir: str, mix_dir: str | None = None, seed: int = 0, samples
         data["mixture"] = _mixture(mix, mix_dir)
     if training is not None:
         data["training"] = training_curves(training)
+    if eval_compare is not None:
+        from gristmill.report.evals import read_eval_compare
+
+        data["eval_compare"] = read_eval_compare(eval_compare)
     data["seconds"] = round(time.perf_counter() - t0, 2)
     return data
 
 
 def training_curves(train_dir: str) -> dict:
-    """Loss per source over steps, train and validation, from a training run's metrics.jsonl."""
+    """Loss per source over steps, train and validation, and each task's evaluation over steps
+    (`evals`, when the run evaluated), from a training run's metrics.jsonl."""
+    from gristmill.report.evals import eval_curves
+
     records = [json.loads(line) for line in Path(train_dir, "metrics.jsonl").read_text().splitlines() if line]
     out: dict = {"dir": train_dir}
     for kind in ("train", "validation"):
@@ -91,6 +100,8 @@ def training_curves(train_dir: str) -> dict:
         out["tokens_per_s"] = sorted(r["tokens_per_s"] for r in train)[len(train) // 2]
         mfu = sorted(r["mfu"] for r in train if r.get("mfu") is not None)
         out["mfu"] = mfu[len(mfu) // 2] if mfu else None
+    if (evals := eval_curves(records)) is not None:
+        out["evals"] = evals
     return out
 
 

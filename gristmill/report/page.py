@@ -1,5 +1,6 @@
 """report.json → report.html: one file, styles and SVG inline, no script; crawled text escaped
-(bidi controls shown as escapes, text.py). A source has one colour in every plot.
+(bidi controls shown as escapes, text.py). A source or a task has one colour in every plot and
+table (`plots.palette` over `series_names`).
 
 A Content-Security-Policy forbids scripts, frames and any fetch, so hostile text that slipped
 past escaping still could not run or call out. Sections of stages that did not run are left out.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from gristmill.report import plots
 from gristmill.report.compare import render_compare
+from gristmill.report.evals import eval_names, render_eval_compare, render_evals
 from gristmill.report.markup import number, percent, plot, table
 from gristmill.report.text import escape, href
 
@@ -35,6 +37,8 @@ td.l{text-align:left;word-break:break-all;max-width:600px}
     background:#f3f4f6;padding:6px;margin:4px 0;font-size:12px}
 .sig{font-family:ui-monospace,monospace;font-size:11px;color:#44505c;overflow-wrap:anywhere}
 .up{color:#1a7f37}.down{color:#d1495b}
+.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px}
+.wide{overflow-x:auto}.wide th{overflow-wrap:anywhere;min-width:5em}.wide td .note,.wide td:first-child{white-space:nowrap}
 """
 
 
@@ -43,7 +47,7 @@ def render(data: dict) -> str:
     sections = [s for s in (
         _funnel(data), _drops(data), _languages(data), _domains(data), _lengths(data), _signals(data),
         _dedup(data), _pii(data), _throughput(data), _mixture(data, colors), _training(data, colors),
-        _samples(data), _compare(data)) if s]
+        render_evals(data, colors), render_eval_compare(data, colors), _samples(data), _compare(data)) if s]
     nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title, _ in sections)
     body = "".join(f'<section id="{sid}"><h2>{escape(title)}</h2>{html}</section>' for sid, title, html in sections)
     run = data["run"]
@@ -60,10 +64,12 @@ def render(data: dict) -> str:
 
 
 def series_names(data: dict) -> set[str]:
-    """Every source name the report's plots show: the mixture's and the training run's."""
+    """Every source and task name the report shows in colour: the mixture's, the training run's
+    (loss per source, evaluation per task) and the compared runs' (one colour mapping for all)."""
     names = {s["name"] for s in (data.get("mixture") or {}).get("sources", [])}
     t = data.get("training") or {}
-    return names | {name for kind in ("train", "validation") for name in t.get(kind, {}).get("by_source", {})}
+    return names | {name for kind in ("train", "validation") for name in t.get(kind, {}).get("by_source", {})} \
+        | eval_names(data)
 
 
 def _funnel(d: dict):

@@ -2,13 +2,15 @@
 text stays text, so the page is small and searchable). Every plot has a title, axis labels with
 units, and readable tick labels: text at least FONT points (12 CSS px at the SVG's own size; a small
 plot fits its 340 px grid cell unscaled), count axes in whole numbers, 0 to 1 and a note where there
-is nothing to show (never matplotlib's ±0.04 around zero). A named series (a source) has one
-colour in every plot (`palette`); text from the data shows bidi controls as escapes; long labels
-wrap, their full text in a <title> tooltip."""
+is nothing to show (never matplotlib's ±0.04 around zero). A named series (a source or a task) has
+one colour in every plot (`palette`); many series get small multiples, a panel each. Text from the
+data shows bidi controls as escapes; long labels wrap, their full text in a <title> tooltip."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import math
 import re
 from collections.abc import Iterable
 
@@ -43,8 +45,19 @@ PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#e
 
 
 def palette(names: Iterable[str]) -> dict[str, str]:
-    """One colour per name, by its place among the sorted names (cycling past 16 names)."""
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(sorted(set(names)))}
+    """One colour per name (a source or a task), the same in every plot of a report: each name, in
+    sorted order, takes the PALETTE slot its hash picks, or the next slot used least so far. So names
+    differ in colour up to 16 of them, and a name keeps its colour in other reports unless a name
+    sorted before it took its slot."""
+    used = [0] * len(PALETTE)
+    out = {}
+    for name in sorted(set(names)):
+        start = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big") % len(PALETTE)
+        least = min(used)
+        slot = next(i % len(PALETTE) for i in range(start, start + len(PALETTE)) if used[i % len(PALETTE)] == least)
+        used[slot] += 1
+        out[name] = PALETTE[slot]
+    return out
 
 
 def _readable(axis, integer: bool = False) -> None:
@@ -220,4 +233,63 @@ def lines(x: list[float], series: dict[str, list[float | None]], title: str, xla
         ax.legend(frameon=False)
     else:
         _nothing(ax, "y", "no points")
+    return _svg(fig, titles)
+
+
+def small_multiples(x: list[int], panels: dict[str, list[float | None]], title: str, ylabel: str,
+                    colors: dict[str, str], marks: dict[str, list[tuple[int, float]]] | None = None,
+                    mark_label: str = "", panel_ylabels: dict[str, str] | None = None,
+                    min_span: float = 0.0, cols: int = 4) -> str:
+    """One small panel per name (a task) with its series over a shared x (steps), in the name's
+    colour, every panel on the same x range; `marks`: extra points per name (a later evaluation),
+    drawn as hollow diamonds; `min_span`: the least y range a panel shows, so that one question's
+    difference does not fill a panel; `panel_ylabels`: a y label per panel (`ylabel` is the figure's)."""
+    names = list(panels)
+    marks = marks or {}
+    cols = max(1, min(cols, len(names)))
+    rows = max(1, math.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 1.75 * rows + 0.6), squeeze=False)
+    titles: dict[str, str] = {}
+    xs = list(x) + [s for pts in marks.values() for s, _ in pts]
+    lo, hi = (min(xs), max(xs)) if xs else (0, 1)
+    lo, hi = (lo - 1, hi + 1) if lo == hi else (lo, hi)
+    pad = (hi - lo) * 0.05
+    for ax in axes.flat[len(names):]:
+        ax.set_axis_off()
+    for ax, name in zip(axes.flat, names):
+        pts = [(a, b) for a, b in zip(x, panels[name]) if b is not None]
+        extra = [(a, b) for a, b in marks.get(name, []) if b is not None]
+        color = colors.get(name, KEPT)
+        if pts:
+            line, = ax.plot(*zip(*pts), color=color, linewidth=1.5, marker="o" if len(pts) < 30 else None,
+                            markersize=2.5)
+            _tip(line, titles, "series", name)
+        if extra:
+            dots, = ax.plot(*zip(*extra), linestyle="none", marker="D", markersize=5, markerfacecolor="white",
+                            markeredgecolor=color, markeredgewidth=1.5)
+            _tip(dots, titles, "final", f"{name}: {mark_label} " + ", ".join(f"step {a}: {b:.4g}" for a, b in extra))
+        shown = wrap(visible(name), width=22)
+        text = ax.set_title(shown.replace("$", r"\$"), fontsize=FONT)
+        if shown != name:
+            _tip(text, titles, "label", name)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True, steps=[1, 2, 5, 10]))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        ys = [b for _, b in pts + extra]
+        if not ys:
+            _nothing(ax, "y", "no points")
+            continue
+        y0, y1 = min(ys), max(ys)
+        if y1 - y0 < min_span:
+            mid = (y0 + y1) / 2
+            y0, y1 = mid - min_span / 2, mid + min_span / 2
+        margin = (y1 - y0) * 0.08 or 0.05
+        ax.set_ylim(y0 - margin, y1 + margin)
+        if panel_ylabels and name in panel_ylabels:
+            ax.set_ylabel(_t(panel_ylabels[name]))
+    fig.suptitle(_t(title), fontsize=FONT + 1)
+    fig.supxlabel("training step", fontsize=FONT)
+    fig.supylabel(_t(ylabel), fontsize=FONT)
+    fig.tight_layout()
     return _svg(fig, titles)

@@ -316,3 +316,56 @@ def test_a_missing_data_file_is_one_line(monkeypatch, tmp_path):
         assert "\n" not in str(e.value)
     finally:
         tasks.available.cache_clear()
+
+
+# --- runs compared against seed noise -----------------------------------------------------------
+
+def fake_run(root: Path, name: str, acc: float, bpb: float, loss: float) -> str:
+    run = root / name
+    (run / "evals").mkdir(parents=True)
+    task = {"acc_raw": acc, "acc_per_char": acc, "prob_correct": acc / 2, "bpb": bpb, "primary_metric": "acc_raw",
+            "primary": acc, "questions": 100, "unscorable": 0}
+    (run / "evals" / "step-000100.json").write_text(json.dumps({"step": 100, "in_loop": False, "limit": None,
+                                                                "tasks": {"arc_easy:rc_0shot": task}}))
+    records = [{"kind": "validation", "step": 100, "loss": loss, "loss_by_source": {"web": loss, "wiki": None}}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(run)
+
+
+def test_differences_are_judged_against_the_seed_ranges(tmp_path):
+    from gristmill.trainer.evals.compare import compare, format_table, parse_groups
+
+    a = [fake_run(tmp_path, f"a{i}", acc, 1.50 + i / 100, 3.0 + i / 100) for i, acc in enumerate((0.40, 0.42))]
+    b = [fake_run(tmp_path, f"b{i}", acc, 1.20 + i / 100, 3.005 + i / 100) for i, acc in enumerate((0.50, 0.52))]
+    result = compare(parse_groups([f"A={','.join(a)}", f"B={','.join(b)}"]))
+    rows = {r["label"]: r["groups"]["B"] for r in result["rows"]}
+    assert rows["arc_easy:rc_0shot acc_raw"]["verdict"] == "outside" and rows["arc_easy:rc_0shot acc_raw"]["better"]
+    assert rows["arc_easy:rc_0shot bpb"]["verdict"] == "outside" and rows["arc_easy:rc_0shot bpb"]["better"]
+    assert rows["web loss"]["verdict"] == "inside" and rows["web loss"]["better"] is None  # 3.00-3.01, 3.005-3.015
+    assert rows["arc_easy:rc_0shot acc_raw"]["difference"] == pytest.approx(0.10)
+    assert "wiki loss" not in rows  # a source without a value in some run is left out
+    text = format_table(result)
+    assert "better" in text and "~" in text
+    one_seed = compare(parse_groups([f"A={a[0]}", f"B={b[0]}"]))
+    assert {r["groups"]["B"]["verdict"] for r in one_seed["rows"]} == {"no band"}
+
+
+@pytest.mark.parametrize("specs, message", [(["A=x"], "two or more groups"), (["A=x", "A=y"], "new NAME")])
+def test_compare_needs_groups(specs, message):
+    from gristmill.core.config import ConfigError
+    from gristmill.trainer.evals.compare import parse_groups
+
+    with pytest.raises(ConfigError, match=message):
+        parse_groups(specs)
+
+
+def test_a_training_config_with_an_unknown_task_fails_at_load(tmp_path):
+    from gristmill.core.config import ConfigError
+    from gristmill.trainer.config import load_train_config
+    from tests.trainer.test_data import write_tiny_mix
+
+    write_tiny_mix(tmp_path / "mix", [5, 5])
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(json.dumps({"run": {"mixture": str(tmp_path / "mix")}, "eval": {"tasks": ["piqa:rc_7shot"]}}))
+    with pytest.raises(ConfigError, match=r"eval.tasks: .*piqa has no variant 'rc_7shot'"):
+        load_train_config(cfg)

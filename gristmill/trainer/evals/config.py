@@ -15,4 +15,5 @@ class EvalConfig(Strict):
     every: int | None = Field(default=None, ge=1)  # steps; None: with validation (schedule.eval_every)
     limit: int | None = Field(default=40, ge=1)  # questions per task, a fixed sample (quick, in the
     # loop); None: all (`gristmill eval`'s default)
-    tokens_per_batch: int = Field(default=8192, ge=1)  # tokens per forward pass (rows of seq_len)
+    tokens_per_batch: int = Field(default=4096, ge=1)  # tokens per forward pass (rows of seq_len); on a
+    # CPU more is slower (the logits of every scored position leave the cache); raise it on a GPU
