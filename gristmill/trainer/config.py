@@ -93,7 +93,7 @@ def load_train_config(path: str | os.PathLike, overrides: list[str] = ()) -> Tra
     if not Path(cfg.run.mixture, "mix.json").exists():
         raise ConfigError(f"run.mixture: {cfg.run.mixture!r} has no mix.json (build it with `gristmill mix`)")
     if cfg.eval.tasks:
-        from gristmill.trainer.evals.tasks import expand
+        from gristmill.core.eval_tasks import expand
 
         try:
             expand(cfg.eval.tasks)

@@ -113,6 +113,8 @@ def train(cfg: TrainConfig) -> dict:
         print(f"{model.describe()}\n{world.size} process(es) on {world.device}; precision: {world.precision}\n"
               f"{loader.tokens_per_epoch:,} training tokens per epoch; MFU peak: "
               f"{f'{peak:g} TFLOP/s' if peak else 'none'} ({peak_source})", flush=True)
+        if tasks is not None:
+            print(tasks.describe(), flush=True)
     parallelize(model, world, m.compile, m.activation_checkpointing)
     optimizer = build_optimizer(model, cfg, world)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_at(i + 1, cfg))

@@ -1,4 +1,4 @@
-"""Downstream evaluation of a model on bundled tasks (evals/tasks.py), scored as OLMES scores them
+"""Downstream evaluation of a model on bundled tasks (core/eval_tasks.py), scored as OLMES scores them
 (evals/scoring.py), in the training loop and alone (`gristmill eval`).
 
 Metrics per task, over its questions (olmo_eval's `ICLMetric` names in brackets):
@@ -24,7 +24,7 @@ import torch
 from gristmill.core.io import open_atomic
 from gristmill.trainer.evals.config import EvalConfig
 from gristmill.trainer.evals.scoring import EncodedTask, encode, pack, score_rows
-from gristmill.trainer.evals.tasks import EvalDataError, expand, load_task
+from gristmill.core.eval_tasks import EvalDataError, expand, load_task
 from gristmill.trainer.parallel import World, all_reduce_sum
 
 LOG2_E = 1 / math.log(2)
@@ -57,6 +57,13 @@ class Evaluator:
         self.packed = pack(groups, window)
         self.rows_per_batch = max(1, cfg.tokens_per_batch // window)
         self.prepare_s = time.perf_counter() - t0
+
+    def describe(self) -> str:
+        questions = sum(len(t.questions) for t in self.tasks)
+        unscorable = sum(t.unscorable for t in self.tasks)
+        return (f"evaluation: {len(self.tasks)} tasks, {questions} questions"
+                f"{f' ({unscorable} longer than the window: not scored)' if unscorable else ''}, "
+                f"{self.n_choices} requests in {self.n_rows} rows (prepared in {self.prepare_s:.1f}s)")
 
     @property
     def n_rows(self) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gristmill.trainer.evals.tasks import Question, Task
+from gristmill.core.eval_tasks import Question, Task
 
 PAD = 0  # token id in padding positions; nothing attends to them and nothing of them is scored
 

