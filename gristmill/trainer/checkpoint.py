@@ -23,7 +23,6 @@ import shutil
 import warnings
 from pathlib import Path
 
-
 import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict

@@ -35,9 +35,12 @@ class Evaluator:
     """Tasks tokenized and packed once; `run` scores them with a model (every process of a
     training run calls it: each scores a share of the rows, and the sums are all-reduced)."""
 
-    def __init__(self, cfg: EvalConfig, tokenizer_path: str, window: int):
+    def __init__(self, cfg: EvalConfig, tokenizer_path: str | None, window: int):
         from tokenizers import Tokenizer
 
+        if not tokenizer_path:
+            raise EvalDataError("the mixture names no tokenizer file (mix.json: tokenizer.path): "
+                                "cannot tokenize the evaluation tasks")
         try:
             with fsspec.open(tokenizer_path, "r", encoding="utf-8") as f:
                 tokenizer = Tokenizer.from_str(f.read())
