@@ -26,6 +26,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     width = max(len(name) for name in results)
     print(f"{'task':<{width}}  questions  acc_raw  acc_per_char  prob_correct    bpb  (primary)")
     for name, r in results.items():
+        if not r["questions"]:
+            print(f"{name:<{width}}  {0:>9}  no question fits the model's window ({r['unscorable']} do not)")
+            continue
         print(f"{name:<{width}}  {r['questions']:>9}  {r['acc_raw']:7.4f}  {r['acc_per_char']:12.4f}  "
               f"{r['prob_correct']:12.4f}  {r['bpb']:5.3f}  ({r['primary_metric']})")
     print(f"results: {path}")

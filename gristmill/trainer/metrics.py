@@ -42,6 +42,10 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def memory_gb(device: torch.device) -> float:
     """Peak memory: the GPU's allocator peak, or this process's peak RSS on CPU."""
     if device.type == "cuda":
@@ -100,7 +104,7 @@ class MetricsLog:
     def console(self, r: dict) -> str:
         step = f"step {r['step']:>{len(str(self.total_steps))}}/{self.total_steps}"
         if r["kind"] == "eval":
-            per_task = " | ".join(f"{name} {t['primary_metric']} {t['primary']:.3f} bpb {t['bpb']:.3f}"
+            per_task = " | ".join(f"{name} {t['primary_metric']} {_fmt(t['primary'])} bpb {_fmt(t['bpb'])}"
                                   for name, t in r["tasks"].items())
             return f"{step} | eval ({r['seconds']:.1f}s) | {per_task}"
         per = " ".join(f"{k} {v:.3f}" for k, v in r["loss_by_source"].items() if v is not None)

@@ -322,3 +322,10 @@ def test_a_training_config_with_an_unknown_task_fails_at_load(tmp_path):
     cfg.write_text(json.dumps({"run": {"mixture": str(tmp_path / "mix")}, "eval": {"tasks": ["piqa:rc_7shot"]}}))
     with pytest.raises(ConfigError, match=r"eval.tasks: .*piqa has no variant 'rc_7shot'"):
         load_train_config(cfg)
+
+
+def test_a_task_with_no_question_in_the_window_has_no_metrics():
+    task = Task("t:rc", "acc_raw", [])
+    m = task_metrics(EncodedTask(task, [], [], [0], 3), [])
+    assert m["acc_raw"] is None and m["bpb"] is None and m["primary"] is None and m["unscorable"] == 3
+    json.dumps(m, allow_nan=False)  # valid JSON, no NaN

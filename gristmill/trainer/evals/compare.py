@@ -64,7 +64,8 @@ def compare(groups: dict[str, list[str]]) -> dict:
     for task in tasks:
         primary = every[0]["tasks"][task]["primary_metric"]
         for metric in (primary, "prob_correct", "bpb"):
-            rows.append(_row(f"{task} {metric}", "task", metric, figures, lambda f: f["tasks"][task][metric]))
+            if all(f["tasks"][task].get(metric) is not None for f in every):  # None: nothing scored
+                rows.append(_row(f"{task} {metric}", "task", metric, figures, lambda f: f["tasks"][task][metric]))
     for source in sources:
         rows.append(_row(f"{source} loss", "source", "loss", figures, lambda f: f["loss_by_source"][source]))
     steps = sorted({f["step"] for f in every})

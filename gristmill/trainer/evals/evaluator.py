@@ -108,7 +108,7 @@ def task_metrics(task: EncodedTask, logliks: list[float]) -> dict:
         gold_bytes = len(q.choices[q.label][1].encode("utf-8"))
         sums["bpb"] += -ll[q.label] / max(gold_bytes, 1) * LOG2_E
     n = len(task.questions)
-    out = {m: (v / n if n else math.nan) for m, v in sums.items()}
+    out = {m: (v / n if n else None) for m, v in sums.items()}  # None: no question fits the window
     primary = task.task.primary_metric if task.task.primary_metric in METRICS else "acc_raw"
     return {**out, "primary_metric": primary, "primary": out[primary], "questions": n,
             "unscorable": task.unscorable}
