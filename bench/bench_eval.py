@@ -1,7 +1,8 @@
 """Downstream evaluation throughput: requests (choices) scored per second, packed against one
 request per row.
 
-    python bench/bench_eval.py [--sizes tiny 125m] [--tasks …] [--limit 40] [--device cpu|cuda] [--tokenizer PATH]
+    python bench/bench_eval.py [--sizes tiny 125m] [--tasks …] [--limit 40] [--tokens-per-batch 4096 …]
+                               [--device cpu|cuda] [--tokenizer PATH]
 
 - **Tasks**: by default the OLMES suite 0-shot and 5-shot (`olmes:rc_0shot`, `olmes:rc_5shot`:
   eleven tasks each), a fixed sample of `--limit` questions per task, tokenized by the sample run's tokenizer
@@ -9,7 +10,8 @@ request per row.
 - **Models**: each size at random initialisation (speed does not depend on the weights), window
   256 for `tiny` (its training length in configs/train-sample.yaml) and 1,024 for `125m`.
 - **Packed** (gristmill's scoring, evals/scoring.py): a question's choices share one copy of their
-  context under a tree mask; groups fill rows of the window; `tokens_per_batch` 8,192.
+  context under a tree mask; groups fill rows of the window; `--tokens-per-batch` per forward
+  pass (default 4,096, the evaluation's default).
 - **Baseline, one request per row** (olmo_eval's layout): every choice is its own row, context +
   continuation[:-1] padded to the batch's longest (rounded up to 128, as olmo_eval does), the
   same rows per batch; measured in the same run.
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `bench` when run as a script
 from bench.common import machine_notes, markdown_table, pin_to_core, write_json  # noqa: E402
 from gristmill.trainer.evals.config import EvalConfig  # noqa: E402
-from gristmill.trainer.evals.evaluator import Evaluator  # noqa: E402
+from gristmill.trainer.evals.evaluator import Evaluator, load_tokenizer  # noqa: E402
 from gristmill.trainer.evals.scoring import Group, pack  # noqa: E402
 from gristmill.trainer.model import Transformer, model_config  # noqa: E402
 from gristmill.trainer.parallel import World  # noqa: E402
@@ -90,8 +92,8 @@ def _stack(packs, width: int):
 
     out = Packed(*(np.concatenate([getattr(p, f)[:, :width] for p in packs]) for f in
                    ("tokens", "group", "branch", "positions")))
-    for j, p in enumerate(packs):  # each pack is one row: its flat positions, renumbered to row j
-        out.predictor.append(p.predictor[0] + j * width)
+    for p in packs:  # each pack is one row
+        out.predictor.append(p.predictor[0])
         out.target.append(p.target[0])
         out.choice.append(p.choice[0])
     return out
@@ -102,6 +104,9 @@ def main() -> None:
     p.add_argument("--sizes", nargs="+", default=["tiny", "125m"])
     p.add_argument("--tasks", nargs="+", default=TASKS)
     p.add_argument("--limit", type=int, default=40)
+    p.add_argument("--tokens-per-batch", type=int, nargs="+", default=[4096],
+                   help="packed tokens per forward pass; each value is timed (the baseline at the first)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the one-request-per-row baseline")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--tokenizer", default=str(ROOT / "out" / "sample" / "tokenizer.json"))
@@ -116,30 +121,37 @@ def main() -> None:
     results, rows = {"machine": machine_notes(["torch"]), "device": str(device), "sizes": {}}, []
     for size in args.sizes:
         window = WINDOWS[size]
-        t0 = time.perf_counter()
-        evaluator = Evaluator(EvalConfig(tasks=args.tasks, limit=args.limit), args.tokenizer, window)
-        prepare = time.perf_counter() - t0
-        model = Transformer(model_config(size, vocab_size=evaluator.vocab_size, max_seq_len=window))
-        model.init_weights(seed=0)
-        model.to(device=device, dtype=dtype).eval()
-        requests = evaluator.n_choices
-        questions = sum(len(t.questions) for t in evaluator.tasks)
-        filled = int((evaluator.packed.group >= 0).sum())
-        packed_s = time_packed(evaluator, model, world, args.repeats)
-        single_s, single_tokens = time_single_rows(evaluator, model, world, args.repeats)
-        entry = {"window": window, "questions": questions, "requests": requests, "prepare_s": prepare,
-                 "packed": {"seconds": packed_s, "requests_per_s": requests / packed_s,
-                            "rows": evaluator.n_rows, "tokens": evaluator.n_rows * window, "filled": filled},
-                 "one_request_per_row": {"seconds": single_s, "requests_per_s": requests / single_s,
-                                         "tokens": single_tokens},
-                 "speedup": single_s / packed_s}
-        results["sizes"][size] = entry
-        rows.append([size, window, questions, requests, f"{requests / packed_s:,.1f}", f"{requests / single_s:,.1f}",
-                     f"{single_s / packed_s:.2f}x", f"{evaluator.n_rows * window:,} ({filled / (evaluator.n_rows * window):.0%} filled)",
-                     f"{single_tokens:,}", f"{prepare:.1f}"])
-        print(rows[-1], flush=True)
-    print(markdown_table(["size", "window", "questions", "requests", "packed req/s", "one per row req/s",
-                          "speed-up", "packed tokens", "one-per-row tokens", "prepare s"], rows))
+        model = None
+        for tpb in args.tokens_per_batch:
+            t0 = time.perf_counter()
+            evaluator = Evaluator(EvalConfig(tasks=args.tasks, limit=args.limit, tokens_per_batch=tpb),
+                                  load_tokenizer(args.tokenizer), window)
+            prepare = time.perf_counter() - t0
+            if model is None:
+                model = Transformer(model_config(size, vocab_size=evaluator.vocab_size, max_seq_len=window))
+                model.init_weights(seed=0)
+                model.to(device=device, dtype=dtype).eval()
+            requests = evaluator.n_choices
+            questions = sum(len(t.questions) for t in evaluator.tasks)
+            filled = int((evaluator.packed.group >= 0).sum())
+            packed_s = time_packed(evaluator, model, world, args.repeats)
+            entry = {"window": window, "tokens_per_batch": tpb, "questions": questions, "requests": requests,
+                     "prepare_s": prepare,
+                     "packed": {"seconds": packed_s, "requests_per_s": requests / packed_s,
+                                "rows": evaluator.n_rows, "tokens": evaluator.n_rows * window, "filled": filled}}
+            baseline = ["", "", ""]
+            if tpb == args.tokens_per_batch[0] and not args.no_baseline:
+                single_s, single_tokens = time_single_rows(evaluator, model, world, args.repeats)
+                entry.update(one_request_per_row={"seconds": single_s, "requests_per_s": requests / single_s,
+                                                  "tokens": single_tokens}, speedup=single_s / packed_s)
+                baseline = [f"{requests / single_s:,.1f}", f"{single_s / packed_s:.2f}x", f"{single_tokens:,}"]
+            results["sizes"].setdefault(size, []).append(entry)
+            rows.append([size, window, tpb, questions, requests, f"{requests / packed_s:,.1f}", baseline[0],
+                         baseline[1], f"{evaluator.n_rows * window:,} ({filled / (evaluator.n_rows * window):.0%} filled)",
+                         baseline[2], f"{prepare:.1f}"])
+            print(rows[-1], flush=True)
+    print(markdown_table(["size", "window", "tokens per batch", "questions", "requests", "packed req/s",
+                          "one per row req/s", "speed-up", "packed tokens", "one-per-row tokens", "prepare s"], rows))
     write_json(args.out, results)
     print(f"results: {args.out}")
 

@@ -23,6 +23,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import torch
 import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
@@ -70,7 +71,11 @@ def load_model(checkpoint: Path) -> tuple[Transformer, dict]:
     if not card_path.exists():
         raise ConfigError(f"{card_path}: missing (the run predates model cards, or this is not a run)")
     card = json.loads(card_path.read_text())
-    model = Transformer(ModelConfig(**card["model"]))
+    with torch.device("meta"):  # no initialisation: every weight comes from the checkpoint
+        model = Transformer(ModelConfig(**card["model"]))
+    model.to_empty(device="cpu")
+    model.tie_embeddings()
+    model.init_rope()
     state = {"model": model.state_dict()}
     with warnings.catch_warnings():  # "torch.distributed is disabled …": one process is the intent
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")

@@ -155,8 +155,7 @@ class Transformer(nn.Module):
         seed: reseed torch's RNG for the draw (inside fork_rng, so the caller's RNG is untouched).
         """
         config = self.config
-        if config.tie_embeddings and self.output.weight is not self.tok_embeddings.weight:
-            self.output.weight = self.tok_embeddings.weight  # to_empty() gives each module its own copy
+        self.tie_embeddings()
         device = self.tok_embeddings.weight.device
         fork = contextlib.nullcontext()
         if seed is not None:
@@ -178,7 +177,17 @@ class Transformer(nn.Module):
             self.norm.reset_parameters()
             if not config.tie_embeddings:
                 nn.init.normal_(self.output.weight, std=std)
-        cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
+        self.init_rope()
+
+    def tie_embeddings(self) -> None:
+        """With tied embeddings, one table again (to_empty() gives each module its own copy)."""
+        if self.config.tie_embeddings and self.output.weight is not self.tok_embeddings.weight:
+            self.output.weight = self.tok_embeddings.weight
+
+    @torch.no_grad()
+    def init_rope(self) -> None:
+        """The RoPE tables, derived from the config and never saved (after to_empty())."""
+        cos, sin = rope_tables(self.config.head_dim, self.config.max_seq_len, self.config.rope_theta)
         self.rope_cos.copy_(cos)
         self.rope_sin.copy_(sin)
 

@@ -29,7 +29,7 @@ from gristmill.trainer.attention import sdpa_backends
 from gristmill.trainer.checkpoint import Checkpointer, latest_checkpoint, read_train_state, write_model_card
 from gristmill.trainer.config import TrainConfig, load_train_config
 from gristmill.trainer.data import MixtureLoader, validation_loaders
-from gristmill.trainer.evals.evaluator import Evaluator, write_results
+from gristmill.trainer.evals.evaluator import Evaluator, load_tokenizer, write_results
 from gristmill.trainer.metrics import MetricsLog, SourceLoss, memory_gb, peak_tflops
 from gristmill.trainer.model import Transformer, model_config
 from gristmill.trainer.parallel import World, parallelize, setup, teardown
@@ -99,7 +99,7 @@ def train(cfg: TrainConfig) -> dict:
     valid = validation_loaders(cfg.run.mixture, m.seq_len, 1, world.rank, world.size,  # rows one at a time:
                                s.eval_batches and s.eval_batches * s.batch_size)  # small sources count too
     sources = loader.source_names
-    tasks = Evaluator(cfg.eval, loader.tokenizer.get("path"), m.seq_len) if cfg.eval.tasks else None
+    tasks = Evaluator(cfg.eval, load_tokenizer(loader.tokenizer.get("path")), m.seq_len) if cfg.eval.tasks else None
     tasks_every = cfg.eval.every or s.eval_every
     mcfg = model_config(m.size, vocab_size=loader.vocab_size, max_seq_len=m.seq_len, tie_embeddings=m.tie_embeddings,
                         attention=m.attention, doc_masking=m.doc_masking)

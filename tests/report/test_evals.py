@@ -21,6 +21,7 @@ from gristmill.report.evals import eval_curves, read_eval_compare
 from gristmill.report.page import render, series_names
 from gristmill.report.text import BIDI
 from gristmill.trainer.evals.compare import compare
+from tests.report.test_report import loss_records
 
 TASKS = [f"task_{i:02d}:rc_0shot" for i in range(12)]  # more than 11: the small multiples must stay readable
 HOSTILE_TASK = "<img src=x onerror=\"window.__pwned=1\">$x$\u202e:rc"
@@ -40,22 +41,17 @@ def training_run(path: Path, tasks: list[str] | None = TASKS, final: bool = True
     record (`in_loop: false`); evals/in-loop/step-N.json as the trainer writes them."""
     path.mkdir(parents=True)
     lines = []
-    for step in range(10, 310, 10):
-        by_source = {"english": 8 - step / 60 + offset, "code": 8.5 - step / 70 + offset}
-        lines.append({"kind": "train", "step": step, "loss": 8 - step / 65, "loss_by_source": by_source,
-                      "tokens_by_source": {"english": 1000 * step, "code": 500 * step}, "tokens": 1500 * step,
-                      "lr": 1e-3, "tokens_per_s": 5000.0, "mfu": None, "memory_gb": 0.7})
-        if step % 50 == 0:
-            lines.append({"kind": "validation", "step": step, "loss": 8.2 - step / 65, "loss_by_source": by_source,
-                          "tokens_by_source": {"english": 900, "code": 400}})
-            if tasks:
-                results = {t: task_result(0.2 + step / 3000 + i / 100 + offset, 4 - step / 200 - i / 50 - offset,
-                                          "acc_per_char" if i % 2 else "acc_raw")
-                           for i, t in enumerate(tasks) if step >= 100 or t != tasks[-1]}
-                lines.append({"kind": "eval", "step": step, "tasks": results, "seconds": 1.0})
-                (path / "evals" / "in-loop").mkdir(parents=True, exist_ok=True)
-                (path / "evals" / "in-loop" / f"step-{step:06d}.json").write_text(json.dumps(
-                    {"step": step, "in_loop": True, "limit": 40, "tasks": results}))
+    for record in loss_records(300, ("english", "code"), (60, 70, 65), offset):
+        lines.append(record)
+        step = record["step"]
+        if record["kind"] == "validation" and tasks:
+            results = {t: task_result(0.2 + step / 3000 + i / 100 + offset, 4 - step / 200 - i / 50 - offset,
+                                      "acc_per_char" if i % 2 else "acc_raw")
+                       for i, t in enumerate(tasks) if step >= 100 or t != tasks[-1]}
+            lines.append({"kind": "eval", "step": step, "tasks": results, "seconds": 1.0})
+            (path / "evals" / "in-loop").mkdir(parents=True, exist_ok=True)
+            (path / "evals" / "in-loop" / f"step-{step:06d}.json").write_text(json.dumps(
+                {"step": step, "in_loop": True, "limit": 40, "tasks": results}))
     if tasks and final:
         lines.append({"kind": "eval", "step": 300, "in_loop": False, "seconds": 2.0,
                       "tasks": {t: task_result(0.35, 2.4, "acc_per_char" if i % 2 else "acc_raw")

@@ -131,18 +131,27 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
     return a, b
 
 
+def loss_records(steps: int, sources: tuple[str, str], slopes: tuple[float, float, float],
+                 offset: float = 0.0) -> list[dict]:
+    """metrics.jsonl's train records every 10 steps and validation records every 50, as
+    trainer/metrics.py writes them, for two sources whose losses fall by step / slope."""
+    a, b = sources
+    lines = []
+    for step in range(10, steps + 10, 10):
+        by_source = {a: 8 - step / slopes[0] + offset, b: 8.5 - step / slopes[1] + offset}
+        lines.append({"kind": "train", "step": step, "loss": 8 - step / slopes[2], "loss_by_source": by_source,
+                      "tokens_by_source": {a: 1000 * step, b: 500 * step}, "tokens": 1500 * step,
+                      "lr": 1e-3, "tokens_per_s": 5000.0, "mfu": None, "memory_gb": 0.7})
+        if step % 50 == 0:
+            lines.append({"kind": "validation", "step": step, "loss": 8.2 - step / slopes[2],
+                          "loss_by_source": by_source, "tokens_by_source": {a: 900, b: 400}})
+    return lines
+
+
 def training_run(path: Path) -> Path:
     """A training run's metrics.jsonl as trainer/metrics.py writes it (tests/trainer/test_train.py runs the trainer)."""
     path.mkdir(parents=True)
-    lines = []
-    for step in range(10, 110, 10):
-        by_source = {"english": 8 - step / 30, "rest": 8.5 - step / 40}
-        lines.append({"kind": "train", "step": step, "loss": 8 - step / 35, "loss_by_source": by_source,
-                      "tokens_by_source": {"english": 1000 * step, "rest": 500 * step}, "tokens": 1500 * step,
-                      "lr": 1e-3, "tokens_per_s": 5000.0, "mfu": None, "memory_gb": 0.7})
-        if step % 50 == 0:
-            lines.append({"kind": "validation", "step": step, "loss": 8.2 - step / 35, "loss_by_source": by_source,
-                          "tokens_by_source": {"english": 900, "rest": 400}})
+    lines = loss_records(100, ("english", "rest"), (30, 40, 35))
     (path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     return path
 

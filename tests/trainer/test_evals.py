@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tokenizers import Tokenizer
 import torch.nn.functional as F
 
 from gristmill.core.eval_tasks import Question, Task, load_task
@@ -127,7 +128,7 @@ def test_the_same_loglikelihoods_and_accuracies_as_olmo_eval_on_the_hf_export(co
     model, _ = load_model(find_checkpoint(str(run)))
     window = model.config.max_seq_len
     names = ["arc_easy:rc_0shot", "winogrande:rc_0shot", "hellaswag:rc_0shot", "boolq:rc_5shot"]
-    ours = Evaluator(EvalConfig(tasks=names, limit=16), str(tok_path), window)
+    ours = Evaluator(EvalConfig(tasks=names, limit=16), tok, window)
     logliks = ours.loglikelihoods(model, CPU)
     results = ours.run(model, CPU)
     hf = AutoModelForCausalLM.from_pretrained(export_hf(find_checkpoint(str(run)), tmp_path / "hf"),
@@ -168,8 +169,11 @@ def test_another_vocabulary_is_refused(corpus, tmp_path):  # noqa: F811
 
     tok_path, tok, _ = corpus
     run, _ = make_run(tmp_path, tok_path, tok, tied=False)
+    other = Tokenizer.from_str(tok.to_str())
+    other.add_tokens(["<extra-1>", "<extra-2>"])  # as if the run's tokenizer file were another one
+    other.save(str(tmp_path / "other.json"))
     card = json.loads((run / "model.json").read_text())
-    card["tokenizer"]["vocab_size"] = 300  # as if the run's tokenizer were another one
+    card["tokenizer"]["path"] = str(tmp_path / "other.json")
     (run / "model.json").write_text(json.dumps(card))
     with pytest.raises(ConfigError, match="another vocabulary"):
         evaluate_checkpoint(str(run), EvalConfig(tasks=["arc_easy:rc_0shot"], limit=2))

@@ -20,32 +20,35 @@ from pathlib import Path
 
 import fsspec
 import torch
+from tokenizers import Tokenizer
 
+from gristmill.core.eval_tasks import EvalDataError, expand, load_task
 from gristmill.core.io import open_atomic
 from gristmill.trainer.evals.config import EvalConfig
 from gristmill.trainer.evals.scoring import EncodedTask, encode, pack, score_rows
-from gristmill.core.eval_tasks import EvalDataError, expand, load_task
 from gristmill.trainer.parallel import World, all_reduce_sum
 
 LOG2_E = 1 / math.log(2)
 METRICS = ("acc_raw", "acc_per_char", "prob_correct", "bpb")
 
 
+def load_tokenizer(path: str | None) -> Tokenizer:
+    """The mixture's tokenizer (a tokenizers JSON, local or any fsspec URL); one line if it cannot be read."""
+    if not path:
+        raise EvalDataError("the mixture names no tokenizer file (mix.json: tokenizer.path): "
+                            "cannot tokenize the evaluation tasks")
+    try:
+        with fsspec.open(path, "r", encoding="utf-8") as f:
+            return Tokenizer.from_str(f.read())
+    except Exception as e:  # noqa: BLE001 (tokenizers raises its own Exception types)
+        raise EvalDataError(f"cannot read the mixture's tokenizer {path}: {e}") from None
+
+
 class Evaluator:
     """Tasks tokenized and packed once; `run` scores them with a model (every process of a
     training run calls it: each scores a share of the rows, and the sums are all-reduced)."""
 
-    def __init__(self, cfg: EvalConfig, tokenizer_path: str | None, window: int):
-        from tokenizers import Tokenizer
-
-        if not tokenizer_path:
-            raise EvalDataError("the mixture names no tokenizer file (mix.json: tokenizer.path): "
-                                "cannot tokenize the evaluation tasks")
-        try:
-            with fsspec.open(tokenizer_path, "r", encoding="utf-8") as f:
-                tokenizer = Tokenizer.from_str(f.read())
-        except Exception as e:  # noqa: BLE001 (tokenizers raises its own Exception types)
-            raise EvalDataError(f"cannot read the mixture's tokenizer {tokenizer_path}: {e}") from None
+    def __init__(self, cfg: EvalConfig, tokenizer: Tokenizer, window: int):
         self.vocab_size = tokenizer.get_vocab_size()
         t0 = time.perf_counter()
         self.tasks: list[EncodedTask] = [encode(load_task(name, cfg.limit), tokenizer, window)

@@ -53,7 +53,7 @@ class Packed:
     group: np.ndarray  # [rows, T] group number within the row; -1 - position for padding
     branch: np.ndarray  # [rows, T] 0 for a context, k >= 1 for branch k
     positions: np.ndarray  # [rows, T] RoPE position
-    predictor: list[np.ndarray] = field(default_factory=list)  # per row: flat positions predicting…
+    predictor: list[np.ndarray] = field(default_factory=list)  # per row: the positions predicting…
     target: list[np.ndarray] = field(default_factory=list)  # …these tokens…
     choice: list[np.ndarray] = field(default_factory=list)  # …of these choices (global index)
 
@@ -130,7 +130,7 @@ def pack(groups: list[Group], window: int) -> Packed:
                 packed.group[r, at:at + m] = g
                 packed.branch[r, at:at + m] = k
                 packed.positions[r, at:at + m] = n_ctx + np.arange(m)
-                predictor.append(np.concatenate([[last_context], at + np.arange(m)]) + r * window)
+                predictor.append(np.concatenate([[last_context], at + np.arange(m)]))
                 target.append(np.asarray(continuation))
                 choice.append(np.full(len(continuation), index))
                 at += m
@@ -160,8 +160,7 @@ def score_rows(model: torch.nn.Module, packed: Packed, rows: list[int], n_choice
     take = lambda a: torch.from_numpy(a[rows]).to(device)  # noqa: E731
     group, branch = take(packed.group), take(packed.branch)
     window = packed.tokens.shape[1]
-    # flat positions are numbered by the row's place in the whole pack; renumber to this batch's
-    predictor = torch.from_numpy(np.concatenate([packed.predictor[r] - (r - j) * window
+    predictor = torch.from_numpy(np.concatenate([packed.predictor[r] + j * window  # flat in the batch
                                                  for j, r in enumerate(rows)])).to(device)
     target = torch.from_numpy(np.concatenate([packed.target[r] for r in rows])).to(device)
     choice = torch.from_numpy(np.concatenate([packed.choice[r] for r in rows])).to(device)

@@ -15,7 +15,7 @@ import torch
 from gristmill.core.config import ConfigError
 from gristmill.trainer.checkpoint import find_checkpoint, load_model, read_train_state
 from gristmill.trainer.evals.config import EvalConfig
-from gristmill.trainer.evals.evaluator import Evaluator, write_results
+from gristmill.trainer.evals.evaluator import Evaluator, load_tokenizer, write_results
 from gristmill.trainer.parallel import World
 
 
@@ -24,18 +24,12 @@ def evaluate_checkpoint(path: str, cfg: EvalConfig, device: str = "cpu") -> tupl
     checkpoint = find_checkpoint(path)
     run_dir = checkpoint.parent.parent
     model, card = load_model(checkpoint)
-    tokenizer = card.get("tokenizer", {})
-    if not tokenizer.get("path"):
-        raise ConfigError(f"{run_dir}/model.json names no tokenizer file: cannot tokenize the tasks")
-    vocab = tokenizer.get("vocab_size")
-    if vocab is not None and vocab != model.config.vocab_size:
+    tokenizer = load_tokenizer(card.get("tokenizer", {}).get("path"))
+    if tokenizer.get_vocab_size() > model.config.vocab_size:  # its ids would not fit the model
         raise ConfigError(f"{checkpoint}: a model of vocabulary {model.config.vocab_size}, its tokenizer "
-                          f"{tokenizer['path']} has {vocab}: another vocabulary")
+                          f"{card['tokenizer']['path']} has {tokenizer.get_vocab_size()}: another vocabulary")
     world = World(0, 1, torch.device(device), torch.float32, False)
-    evaluator = Evaluator(cfg, tokenizer["path"], model.config.max_seq_len)
-    if evaluator.vocab_size > model.config.vocab_size:
-        raise ConfigError(f"{checkpoint}: a model of vocabulary {model.config.vocab_size}, its tokenizer "
-                          f"{tokenizer['path']} has {evaluator.vocab_size}: another vocabulary")
+    evaluator = Evaluator(cfg, tokenizer, model.config.max_seq_len)
     model.to(world.device)
     t0 = time.perf_counter()
     results = evaluator.run(model, world)
